@@ -1,0 +1,110 @@
+import CModKit
+import Glibc
+import Synchronization
+
+/// Connects the C host API that modules call (`printk`, `symbol_get`, `atexit`, commands) to
+/// the Swift hosts, and sets up reference counting once per process.
+enum HostBridge {
+    /// The host API table, by the names modules use.
+    static let hostSymbols: [String: UInt64] = {
+        var count = 0
+        guard let table = modkit_host_symbols(&count) else { return [:] }
+        var symbols: [String: UInt64] = [:]
+        for entry in UnsafeBufferPointer(start: table, count: count) {
+            symbols[String(cString: entry.name)] = UInt64(UInt(bitPattern: entry.address))
+        }
+        return symbols
+    }()
+
+    private static let installed = Mutex(false)
+
+    /// Chooses the reference counting mode and installs the callbacks, once per process. It
+    /// must run before the process starts threads that take module references.
+    static func install() {
+        installed.withLock { installed in
+            guard !installed else { return }
+            installed = true
+            modkit_ref_setup(Int32(MODKIT_REF_MODE_AUTO.rawValue))
+            let ops = UnsafeMutablePointer<modkit_host_ops>.allocate(capacity: 1)
+            ops.initialize(to: modkit_host_ops(
+                log: { owner, level, text, length, returnAddress in
+                    HostBridge.log(owner: owner, level: Int(level), text: text, length: length, returnAddress: returnAddress)
+                },
+                get_symbol: { name in HostBridge.getSymbol(name) },
+                put_symbol: { name in HostBridge.putSymbol(name) },
+                register_command: { command in HostBridge.registerCommand(command) },
+                unregister_command: { command in HostBridge.unregisterCommand(command) },
+                write_output: { output, text, length in HostBridge.writeOutput(output, text: text, length: length) },
+                register_exit_handler: { function, argument, dsoHandle, returnAddress in
+                    HostBridge.registerExitHandler(function, argument: argument, dsoHandle: dsoHandle, returnAddress: returnAddress)
+                }))
+            modkit_set_host_ops(ops)
+        }
+    }
+
+    /// The name of the reference counting mode in effect: "membarrier", "fence" or "no-unload".
+    public static var referenceMode: String { String(cString: modkit_ref_mode_name()) }
+
+    private static func address(_ pointer: UnsafeMutableRawPointer?) -> UInt64 {
+        UInt64(UInt(bitPattern: pointer))
+    }
+
+    private static func log(owner: UnsafeMutablePointer<CModKit.module>?, level: Int, text: UnsafePointer<CChar>?, length: Int,
+                            returnAddress: UnsafeMutableRawPointer?) {
+        guard let text else { return }
+        let message = String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self)
+        let module = HostDirectory.module(of: owner) ?? HostDirectory.module(containing: address(returnAddress))
+        if let module, let host = module.host {
+            host.log(level, module: module.name, message)
+        } else if let host = HostDirectory.all.first {
+            host.log(level, module: nil, message)
+        } else {
+            StandardError.write(message.hasSuffix("\n") ? message : message + "\n")
+        }
+    }
+
+    private static func getSymbol(_ name: UnsafePointer<CChar>?) -> UnsafeMutableRawPointer? {
+        guard let name else { return nil }
+        let symbol = String(cString: name)
+        for host in HostDirectory.all {
+            guard let export = host.export(named: symbol), let owner = host.module(named: export.owner) else { continue }
+            guard try_module_get(owner.structure) else { return nil }
+            return UnsafeMutableRawPointer(bitPattern: UInt(export.address))
+        }
+        return nil
+    }
+
+    private static func putSymbol(_ name: UnsafePointer<CChar>?) {
+        guard let name else { return }
+        let symbol = String(cString: name)
+        for host in HostDirectory.all {
+            let owner: Module? = host.registry.withLock { registry in
+                registry.exports[symbol].flatMap { registry.modules[$0.owner] }
+            }
+            if let owner {
+                module_put(owner.structure)
+                return
+            }
+        }
+    }
+
+    private static func registerExitHandler(_ function: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?, argument: UnsafeMutableRawPointer?,
+                                            dsoHandle: UnsafeMutableRawPointer?, returnAddress: UnsafeMutableRawPointer?) -> Int32 {
+        guard let function else { return -EINVAL }
+        let module = HostDirectory.module(containing: address(dsoHandle)) ?? HostDirectory.module(containing: address(returnAddress))
+        guard let module, let host = module.host else { return -EINVAL }
+        let functionAddress = UInt64(UInt(bitPattern: unsafeBitCast(function, to: UnsafeRawPointer.self)))
+        host.registry.withLock { _ in module.exitHandlers.append((functionAddress, address(argument))) }
+        return 0
+    }
+
+    private static func registerCommand(_ command: UnsafeMutablePointer<modkit_command>?) -> Int32 {
+        -ENOSYS
+    }
+
+    private static func unregisterCommand(_ command: UnsafeMutablePointer<modkit_command>?) {}
+
+    private static func writeOutput(_ output: OpaquePointer?, text: UnsafePointer<CChar>?, length: Int) -> Int32 {
+        -ENOSYS
+    }
+}

@@ -1,0 +1,169 @@
+import Glibc
+import Synchronization
+
+/// A page-aligned span of the module area handed to one module.
+public struct AreaSpan: Sendable, Equatable {
+    public var start: UInt64
+    public var size: Int
+    public var end: UInt64 { start + UInt64(size) }
+}
+
+/// The address range reserved for all modules of the process: the userspace counterpart of the
+/// kernel's module range.
+///
+/// Reserving one range up front (inaccessible, no memory committed) keeps every module within
+/// +-2 GiB of every other, which x86_64 `PC32` and `PLT32` need. The near zone is placed next to
+/// the host executable where the address space allows; the low zone, below 2 GiB, is reserved on
+/// first use for objects built without `-fPIC` that store absolute 32-bit addresses.
+public final class ModuleArea: Sendable {
+    public enum Zone: String, Sendable {
+        case near
+        case low
+    }
+
+    public static let shared = ModuleArea()
+
+    /// Size of the near zone. Reserving costs address space only.
+    static let nearZoneSize = 1 << 30
+    static let lowZoneSize = 256 << 20
+    /// The low zone must end here so that `R_X86_64_32S` (sign-extended) addresses fit too.
+    static let lowZoneLimit: UInt64 = 0x8000_0000
+
+    private struct ZoneState {
+        var range: AreaSpan
+        /// Free spans, sorted by address, coalesced.
+        var free: [AreaSpan]
+    }
+
+    private struct State {
+        var near: ZoneState?
+        var low: ZoneState?
+    }
+
+    private let state = Mutex(State())
+
+    /// Reserves a span of `size` bytes (rounded up to pages) in `zone`.
+    public func allocate(size: Int, zone: Zone) throws(LoadError) -> AreaSpan {
+        let pageSize = SystemCalls.pageSize
+        let rounded = (size + pageSize - 1) & ~(pageSize - 1)
+        let result: Result<AreaSpan, LoadError> = state.withLock { state in
+            do throws(LoadError) {
+                switch zone {
+                case .near:
+                    if state.near == nil { state.near = try Self.reserveNearZone() }
+                    return .success(try Self.take(rounded, from: &state.near!, zone: zone))
+                case .low:
+                    if state.low == nil { state.low = try Self.reserveLowZone() }
+                    return .success(try Self.take(rounded, from: &state.low!, zone: zone))
+                }
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Returns `span` to the area. Its pages are replaced by inaccessible, uncommitted ones, so a
+    /// stale pointer into a removed module faults instead of running old code.
+    public func release(_ span: AreaSpan) {
+        if case .failure = SystemCalls.resetToReserved(span.start, size: span.size) {
+            // Without fresh pages the old ones stay committed, but they must not stay usable.
+            // If even this fails the span is leaked rather than reused while still accessible.
+            guard case .success = SystemCalls.protect(span.start, size: span.size, protection: PROT_NONE) else { return }
+        }
+        state.withLock { state in
+            if let near = state.near, near.range.start <= span.start, span.end <= near.range.end {
+                Self.give(span, to: &state.near!)
+            } else if let low = state.low, low.range.start <= span.start, span.end <= low.range.end {
+                Self.give(span, to: &state.low!)
+            }
+        }
+    }
+
+    /// The reserved zones, for information output and tests.
+    public var zones: [(zone: Zone, range: AreaSpan)] {
+        state.withLock { state in
+            var result: [(Zone, AreaSpan)] = []
+            if let near = state.near { result.append((.near, near.range)) }
+            if let low = state.low { result.append((.low, low.range)) }
+            return result
+        }
+    }
+
+    private static func take(_ size: Int, from zone: inout ZoneState, zone name: Zone) throws(LoadError) -> AreaSpan {
+        guard let index = zone.free.firstIndex(where: { $0.size >= size }) else {
+            throw LoadError(.outOfAddressSpace, file: "",
+                            "module area (\(name.rawValue) zone, \(zone.range.size >> 20) MiB) has no free span of \(size) bytes; remove modules first")
+        }
+        let span = AreaSpan(start: zone.free[index].start, size: size)
+        zone.free[index].start += UInt64(size)
+        zone.free[index].size -= size
+        if zone.free[index].size == 0 { zone.free.remove(at: index) }
+        return span
+    }
+
+    private static func give(_ span: AreaSpan, to zone: inout ZoneState) {
+        let index = zone.free.firstIndex { $0.start > span.start } ?? zone.free.endIndex
+        zone.free.insert(span, at: index)
+        if index + 1 < zone.free.count, zone.free[index].end == zone.free[index + 1].start {
+            zone.free[index].size += zone.free[index + 1].size
+            zone.free.remove(at: index + 1)
+        }
+        if index > 0, zone.free[index - 1].end == zone.free[index].start {
+            zone.free[index - 1].size += zone.free[index].size
+            zone.free.remove(at: index)
+        }
+    }
+
+    private static func reserve(at hint: UInt64?, size: Int) -> UInt64? {
+        if case .success(let address) = SystemCalls.mapAnonymous(at: hint, size: size, protection: PROT_NONE,
+                                                                 fixedNoReplace: hint != nil, noReserve: true) {
+            return address
+        }
+        return nil
+    }
+
+    /// Reserves the near zone just below the host executable, within 2 GiB of its code, or
+    /// wherever the kernel places it when that range is taken.
+    private static func reserveNearZone() throws(LoadError) -> ZoneState {
+        let size = nearZoneSize
+        let executable = hostCodeAddress()
+        let alignment: UInt64 = 2 << 20
+        if executable > UInt64(size) * 2 {
+            var hint = (executable & ~(alignment - 1)) - UInt64(size) - alignment
+            for _ in 0 ..< 8 where hint > 0 {
+                if let address = reserve(at: hint, size: size) {
+                    return ZoneState(range: AreaSpan(start: address, size: size), free: [AreaSpan(start: address, size: size)])
+                }
+                hint -= UInt64(size / 2)
+            }
+        }
+        guard let address = reserve(at: nil, size: size) else {
+            throw LoadError(.outOfAddressSpace, file: "", "cannot reserve the module area (\(size >> 20) MiB): \(Errno(errno))")
+        }
+        return ZoneState(range: AreaSpan(start: address, size: size), free: [AreaSpan(start: address, size: size)])
+    }
+
+    /// An address in the code that embeds ModKit (the host executable when ModKit is linked in
+    /// statically, as SwiftPM does).
+    private static func hostCodeAddress() -> UInt64 {
+        let anchor: @convention(c) () -> Void = {}
+        return UInt64(UInt(bitPattern: unsafeBitCast(anchor, to: UnsafeRawPointer.self)))
+    }
+
+    private static func reserveLowZone() throws(LoadError) -> ZoneState {
+        let size = lowZoneSize
+        var hint: UInt64 = 0x1000_0000
+        while hint + UInt64(size) <= lowZoneLimit {
+            if let address = reserve(at: hint, size: size) {
+                if address + UInt64(size) <= lowZoneLimit {
+                    return ZoneState(range: AreaSpan(start: address, size: size), free: [AreaSpan(start: address, size: size)])
+                }
+                _ = SystemCalls.unmap(address, size: size)
+            }
+            hint += UInt64(size)
+        }
+        throw LoadError(.outOfAddressSpace, file: "",
+                        "cannot reserve module memory below 2 GiB for an object that uses absolute 32-bit addresses; rebuild it with -fPIC")
+    }
+}

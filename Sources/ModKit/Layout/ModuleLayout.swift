@@ -1,0 +1,176 @@
+/// One region of a module's memory, as an offset from the start of its span.
+struct RegionPlan {
+    var kind: RegionKind
+    var offset: Int
+    var size: Int
+}
+
+/// Where every loaded section, GOT entry, branch stub, COMMON symbol and the module's
+/// `struct module` go, as offsets from the start of the module's span.
+///
+/// The plan is made before any memory is reserved, so it only needs sizes and symbol identities.
+/// A symbol table entry of one of the module's objects.
+struct SymbolLocation {
+    var object: Int
+    var index: Int
+}
+
+struct ModuleLayout {
+    var zone: ModuleArea.Zone = .near
+    var regions: [RegionPlan] = []
+    /// Per object, per section: the offset of the section, or nil when it is not loaded.
+    var sectionOffsets: [[Int?]] = []
+    var gotOffset = 0
+    /// Per object, per symbol: its GOT slot, or -1.
+    var gotSlotOf: [[Int32]] = []
+    /// For each GOT slot, one (object, symbol) that names its symbol.
+    var gotOrder: [SymbolLocation] = []
+    var stubOffset = 0
+    /// Per object, per symbol: its branch stub, or -1.
+    var stubSlotOf: [[Int32]] = []
+    var stubOrder: [SymbolLocation] = []
+    var commonOffsets: [String: Int] = [:]
+    var moduleStructOffset = 0
+    var totalSize = 0
+
+    /// Lays out `objects`, whose relocations have been checked for support by `architecture`.
+    init(objects: [ObjectFile], symbols: ModuleSymbols, architecture: any RelocationArchitecture.Type,
+         moduleStruct: (size: Int, alignment: Int)) throws(LoadError) {
+        var sizes = Array(repeating: 0, count: RegionKind.allCases.count)
+        var alignments = Array(repeating: 1, count: RegionKind.allCases.count)
+        sectionOffsets = objects.map { Array(repeating: nil, count: $0.sections.count) }
+
+        func place(_ size: Int, alignment: Int, in kind: RegionKind) -> Int {
+            let at = (sizes[kind.rawValue] + alignment - 1) & ~(alignment - 1)
+            sizes[kind.rawValue] = at + size
+            alignments[kind.rawValue] = max(alignments[kind.rawValue], alignment)
+            return at
+        }
+
+        // Sections, in file order, each within its region.
+        var regionOf: [[RegionKind?]] = []
+        for (objectIndex, object) in objects.enumerated() {
+            var kinds: [RegionKind?] = []
+            for section in object.sections {
+                let kind = symbols.keptSections[objectIndex][section.index] ? RegionKind.of(section) : nil
+                kinds.append(kind)
+                if let kind {
+                    sectionOffsets[objectIndex][section.index] = place(section.size, alignment: section.alignment, in: kind)
+                }
+            }
+            regionOf.append(kinds)
+        }
+
+        try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: architecture)
+
+        // Synthetic contents: stubs end the text region, the GOT goes to relro, the rest to data.
+        let stubStart = place(stubOrder.count * architecture.stubSize, alignment: architecture.stubAlignment, in: .text)
+        let gotStart = place(max(gotOrder.count, 1) * 8, alignment: 8, in: .relro)
+        let structStart = place(moduleStruct.size, alignment: moduleStruct.alignment, in: .data)
+        var commonStarts: [String: Int] = [:]
+        for (name, definition) in symbols.definitions.sorted(by: { $0.key < $1.key }) where definition.isCommon {
+            guard definition.commonAlignment.nonzeroBitCount == 1, definition.commonAlignment <= 4096,
+                  definition.commonSize < 1 << 31 else {
+                throw LoadError(.badSymbolTable, file: objects[definition.object].name, symbol: name,
+                                "COMMON symbol '\(name)' has invalid size \(definition.commonSize) or alignment \(definition.commonAlignment)")
+            }
+            commonStarts[name] = place(Int(definition.commonSize), alignment: Int(definition.commonAlignment), in: .data)
+        }
+
+        // Regions, each starting on a page.
+        let pageSize = SystemCalls.pageSize
+        var regionStarts = Array(repeating: 0, count: RegionKind.allCases.count)
+        var cursor = 0
+        for kind in RegionKind.allCases {
+            let alignment = max(pageSize, alignments[kind.rawValue])
+            cursor = (cursor + alignment - 1) & ~(alignment - 1)
+            regionStarts[kind.rawValue] = cursor
+            let size = sizes[kind.rawValue]
+            guard size > 0 else { continue }
+            regions.append(RegionPlan(kind: kind, offset: cursor, size: size))
+            cursor += (size + pageSize - 1) & ~(pageSize - 1)
+        }
+        totalSize = cursor
+        guard totalSize < Int(Int32.max) else {
+            throw LoadError(.outOfAddressSpace, file: objects.first?.name ?? "",
+                            "module needs \(totalSize >> 20) MiB, more than fits within 32-bit reach of itself (2 GiB)")
+        }
+
+        for objectIndex in sectionOffsets.indices {
+            for sectionIndex in sectionOffsets[objectIndex].indices {
+                guard let offset = sectionOffsets[objectIndex][sectionIndex], let kind = regionOf[objectIndex][sectionIndex] else { continue }
+                sectionOffsets[objectIndex][sectionIndex] = regionStarts[kind.rawValue] + offset
+            }
+        }
+        stubOffset = regionStarts[RegionKind.text.rawValue] + stubStart
+        gotOffset = regionStarts[RegionKind.relro.rawValue] + gotStart
+        moduleStructOffset = regionStarts[RegionKind.data.rawValue] + structStart
+        commonOffsets = commonStarts.mapValues { regionStarts[RegionKind.data.rawValue] + $0 }
+    }
+
+    /// Scans the relocations of loaded sections once: rejects unsupported types, gives GOT
+    /// entries and branch stubs to the symbols that need them, and picks the low zone when
+    /// absolute 32-bit addresses are used. Global symbols share one slot across objects.
+    private mutating func planGOTAndStubs(objects: [ObjectFile], symbols: ModuleSymbols, regionOf: [[RegionKind?]],
+                                          architecture: any RelocationArchitecture.Type) throws(LoadError) {
+        gotSlotOf = objects.map { Array(repeating: -1, count: $0.symbols.count) }
+        stubSlotOf = gotSlotOf
+        var gotByName: [String: Int32] = [:]
+        var stubByName: [String: Int32] = [:]
+
+        for (objectIndex, object) in objects.enumerated() {
+            for relocationSection in object.relocationSections where regionOf[objectIndex][relocationSection.target] != nil {
+                for relocation in relocationSection.relocations {
+                    let traits = try Self.traits(of: relocation, in: relocationSection, object: object, architecture: architecture)
+                    if traits.isEmpty { continue }
+                    if traits.contains(.absolute32) { zone = .low }
+                    let index = relocation.symbolIndex
+                    let symbol = object.symbols[index]
+                    let location = SymbolLocation(object: objectIndex, index: index)
+
+                    if traits.contains(.usesGOTEntry), gotSlotOf[objectIndex][index] < 0 {
+                        if symbol.isLocal {
+                            gotSlotOf[objectIndex][index] = Int32(gotOrder.count)
+                            gotOrder.append(location)
+                        } else {
+                            let name = object.symbolName(index)
+                            gotSlotOf[objectIndex][index] = gotByName[name] ?? {
+                                gotByName[name] = Int32(gotOrder.count)
+                                gotOrder.append(location)
+                                return Int32(gotOrder.count - 1)
+                            }()
+                        }
+                    }
+                    // Only symbols that may live outside the module can be out of branch reach.
+                    if traits.contains(.branch), !symbol.isLocal, stubSlotOf[objectIndex][index] < 0 {
+                        let name = object.symbolName(index)
+                        guard symbols.definitions[name] == nil else { continue }
+                        stubSlotOf[objectIndex][index] = stubByName[name] ?? {
+                            stubByName[name] = Int32(stubOrder.count)
+                            stubOrder.append(location)
+                            return Int32(stubOrder.count - 1)
+                        }()
+                    }
+                }
+            }
+        }
+    }
+
+    static func traits(of relocation: Relocation, in relocationSection: RelocationSection, object: ObjectFile,
+                       architecture: any RelocationArchitecture.Type) throws(LoadError) -> RelocationTraits {
+        switch architecture.support(of: relocation.type) {
+        case .supported(let traits):
+            return traits
+        case .threadLocal:
+            let name = object.symbolName(relocation.symbolIndex)
+            throw LoadError(.tlsNotSupported, file: object.name, section: object.sections[relocationSection.target].name,
+                            offset: relocation.offset, symbol: name,
+                            "relocation \(architecture.typeName(relocation.type)) against '\(name)': thread-local storage is not supported in modules; remove __thread variables or reach them through a host function")
+        case .unknown:
+            let name = object.symbolName(relocation.symbolIndex)
+            throw LoadError(.unsupportedRelocation, file: object.name, section: object.sections[relocationSection.target].name,
+                            offset: relocation.offset, symbol: name,
+                            "unsupported relocation type \(architecture.typeName(relocation.type)) (\(relocation.type)) against '\(name)'")
+        }
+    }
+}

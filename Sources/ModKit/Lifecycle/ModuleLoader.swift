@@ -1,0 +1,124 @@
+import CModKit
+
+/// The state a load carries from stage to stage.
+struct LinkJob {
+    var objects: [ObjectFile]
+    var architecture: any RelocationArchitecture.Type
+    var symbols: ModuleSymbols
+    var info: ModuleInfo
+    var name: String
+    var layout: ModuleLayout! = nil
+    var memory: ModuleMemory! = nil
+    var resolved: ResolvedSymbols! = nil
+    var metadata = ModuleMetadata()
+
+    var file: String { objects.first?.name ?? "" }
+}
+
+extension ModuleHost {
+    /// Loads object files as one module and runs its init.
+    public func load(files: [String], parameters: String = "") throws(LoadError) -> Module {
+        var statistics = LoadStatistics()
+        return try load(files: files, parameters: parameters, statistics: &statistics)
+    }
+
+    public func load(files: [String], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
+        var images: [ObjectImage] = []
+        for file in files { images.append(try ObjectImage(contentsOf: file)) }
+        return try load(images, parameters: parameters, statistics: &statistics)
+    }
+
+    /// Loads `images` as one module: validate, lay out, resolve, relocate, protect, init.
+    ///
+    /// On any failure every completed stage is undone in reverse order: nothing stays mapped,
+    /// exported or registered.
+    public func load(_ images: [ObjectImage], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
+        var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(images) }
+        try statistics.measure(.layout) { () throws(LoadError) in try layOut(&job) }
+        do {
+            try statistics.measure(.resolve) { () throws(LoadError) in try resolve(&job) }
+            try statistics.measure(.relocate) { () throws(LoadError) in try relocate(&job) }
+            try statistics.measure(.protect) { () throws(LoadError) in try protect(&job) }
+        } catch {
+            job.memory.release()
+            throw error
+        }
+        let module = try form(job, parameters: parameters)
+        try statistics.measure(.initialize) { () throws(LoadError) in try initialize(module) }
+        return module
+    }
+
+    // MARK: Stages
+
+    /// Parses every object, checks that they suit this process, and merges their symbols.
+    func validate(_ images: [ObjectImage]) throws(LoadError) -> LinkJob {
+        guard !images.isEmpty else { throw LoadError(.noObjects, file: "", "no object files given") }
+        var objects: [ObjectFile] = []
+        for image in images { objects.append(try ObjectFile(image)) }
+
+        let machine = objects[0].machine
+        for object in objects where object.machine != machine {
+            throw LoadError(.machineMismatch, file: object.name,
+                            "object is for \(object.machine.rawValue), but \(objects[0].name) is for \(machine.rawValue); a module's objects must share one architecture")
+        }
+        guard machine == HostMachine.current, let architecture = relocationArchitecture(for: machine) else {
+            throw LoadError(.machineMismatch, file: objects[0].name,
+                            "object is for \(machine.rawValue), but this process runs on \(HostMachine.current.rawValue); rebuild the module for \(HostMachine.current.rawValue)")
+        }
+        let symbols = try ModuleSymbols(objects: objects)
+        let info = ModuleInfo(objects: objects)
+        let name = ModuleInfo.moduleName(info: info, firstFile: objects[0].name)
+        if module(named: name) != nil {
+            throw LoadError(.alreadyLoaded, file: objects[0].name, "module \(name) is already loaded")
+        }
+        return LinkJob(objects: objects, architecture: architecture, symbols: symbols, info: info, name: name)
+    }
+
+    /// Plans where everything goes and maps the module's memory, writable and not executable.
+    func layOut(_ job: inout LinkJob) throws(LoadError) {
+        let moduleStruct = (size: MemoryLayout<CModKit.module>.size, alignment: max(64, MemoryLayout<CModKit.module>.alignment))
+        job.layout = try ModuleLayout(objects: job.objects, symbols: job.symbols, architecture: job.architecture,
+                                      moduleStruct: moduleStruct)
+        job.memory = try ModuleMemory(layout: job.layout, file: job.file)
+        do {
+            try job.memory.makeWritable(file: job.file)
+        } catch {
+            job.memory.release()
+            throw error
+        }
+    }
+
+    /// Gives every symbol an address: the module's own, then other modules' exports, the host
+    /// API, then the process's symbols as the policy allows.
+    func resolve(_ job: inout LinkJob) throws(LoadError) {
+        let resolver = SymbolResolver(lookupExport: { self.export(named: $0) }, hostSymbols: HostBridge.hostSymbols,
+                                      processPolicy: options.processSymbols)
+        job.resolved = try resolver.resolve(objects: job.objects, symbols: job.symbols, layout: job.layout, base: job.memory.base)
+    }
+
+    /// Computes and checks every relocation, then writes the image, and reads the module's
+    /// metadata (init and exit functions, constructors, exports) from it.
+    func relocate(_ job: inout LinkJob) throws(LoadError) {
+        let relocator = Relocator(objects: job.objects, layout: job.layout, resolved: job.resolved,
+                                  architecture: job.architecture, base: job.memory.base)
+        let writes = try relocator.computeWrites()
+        relocator.copySections(into: job.memory)
+        relocator.write(writes, into: job.memory)
+        job.metadata = try ModuleMetadata(job: job)
+    }
+
+    /// Applies the final protections: W^X, code executable only now that it is written.
+    func protect(_ job: inout LinkJob) throws(LoadError) {
+        let architecture = job.architecture
+        try job.memory.applyFinalProtections(file: job.file) { architecture.synchronizeInstructionCache($0, size: $1) }
+    }
+}
+
+/// The machine this process runs on.
+enum HostMachine {
+    #if arch(x86_64)
+    static let current = Machine.x86_64
+    #elseif arch(arm64)
+    static let current = Machine.aarch64
+    #endif
+}

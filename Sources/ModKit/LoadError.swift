@@ -1,0 +1,74 @@
+/// The error every loader stage throws.
+///
+/// It carries where the problem is (file, section, offset, symbol, relocation type) and renders
+/// in the style of lld: `lua.o:(.text+0x1a): relocation R_X86_64_PC32 out of range: ...`.
+public struct LoadError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong. New cases may be added; switch with a default.
+    public enum Kind: String, Sendable, CaseIterable {
+        case unreadableFile
+        case truncatedFile
+        case notELF
+        case unsupportedClass
+        case unsupportedByteOrder
+        case unsupportedVersion
+        case notRelocatable
+        case unsupportedMachine
+        case machineMismatch
+        case badHeader
+        case sectionTableOutOfBounds
+        case sectionOutOfBounds
+        case badAlignment
+        case badStringTable
+        case badName
+        case badSymbolTable
+        case symbolIndexOutOfRange
+        case sectionIndexOutOfRange
+        case badRelocationSection
+        case relocationOutOfSection
+        case writableAndExecutable
+        case unsupportedSection
+        case duplicateSymbol
+        case undefinedSymbols
+        case unsupportedRelocation
+        case relocationOutOfRange
+        case misalignedRelocation
+        case needsPIC
+        case tlsNotSupported
+        case outOfAddressSpace
+        case systemCallFailed
+        case badMetadata
+        case initFailed
+        case alreadyLoaded
+        case noObjects
+    }
+
+    public var kind: Kind
+    /// The object file the error is about, as named by the caller.
+    public var file: String
+    public var section: String?
+    public var offset: UInt64?
+    public var symbol: String?
+    /// The detail, already phrased: "relocation R_X86_64_PC32 out of range: ...".
+    public var message: String
+
+    public init(_ kind: Kind, file: String, section: String? = nil, offset: UInt64? = nil,
+                symbol: String? = nil, _ message: String) {
+        self.kind = kind
+        self.file = file
+        self.section = section
+        self.offset = offset
+        self.symbol = symbol
+        self.message = message
+    }
+
+    /// The location prefix as lld prints it: `file:(.text+0x1a)`, `file:(.text)` or `file`.
+    public var location: String {
+        guard let section else { return file }
+        if let offset { return "\(file):(\(section)+0x\(String(offset, radix: 16)))" }
+        return "\(file):(\(section))"
+    }
+
+    public var description: String {
+        location.isEmpty ? message : "\(location): \(message)"
+    }
+}

@@ -1,0 +1,120 @@
+/// Applies a module's relocations in two passes: compute and check every value first, then
+/// write. A load that fails here has written no relocated byte.
+struct Relocator {
+    let objects: [ObjectFile]
+    let layout: ModuleLayout
+    let resolved: ResolvedSymbols
+    let architecture: any RelocationArchitecture.Type
+    let base: UInt64
+
+    /// Computes every field, throwing the first relocation that does not fit.
+    func computeWrites() throws(LoadError) -> [FieldWrite] {
+        var writes: [FieldWrite] = []
+        writes.reserveCapacity(objects.reduce(0) { $0 + $1.relocationSections.reduce(0) { $0 + $1.relocations.count } })
+        let got = base + UInt64(layout.gotOffset)
+
+        for (objectIndex, object) in objects.enumerated() {
+            let addresses = resolved.addresses[objectIndex]
+            let gotSlots = layout.gotSlotOf[objectIndex], stubSlots = layout.stubSlotOf[objectIndex]
+            for relocationSection in object.relocationSections {
+                guard let sectionOffset = layout.sectionOffsets[objectIndex][relocationSection.target] else { continue }
+                let section = object.sections[relocationSection.target]
+                let sectionAddress = base + UInt64(sectionOffset)
+
+                for relocation in relocationSection.relocations {
+                    let symbol = object.symbols[relocation.symbolIndex]
+                    var inputs = RelocationInputs(S: addresses[relocation.symbolIndex], A: relocation.addend,
+                                                  P: sectionAddress + relocation.offset, GOT: got, G: 0, L: nil, Z: symbol.size)
+                    let gotSlot = gotSlots[relocation.symbolIndex], stubSlot = stubSlots[relocation.symbolIndex]
+                    if gotSlot >= 0 { inputs.G = UInt64(gotSlot) * 8 }
+                    if stubSlot >= 0 { inputs.L = base + UInt64(layout.stubOffset + Int(stubSlot) * architecture.stubSize) }
+                    switch architecture.compute(relocation.type, inputs, field: 0) {
+                    case .nothing:
+                        continue
+                    case .write(let width, let value, let mask):
+                        guard relocation.offset + UInt64(width) <= UInt64(section.size) else {
+                            throw LoadError(.relocationOutOfSection, file: object.name, section: section.name, offset: relocation.offset,
+                                            "relocation \(architecture.typeName(relocation.type)) writes \(width) bytes past the end of its section (\(section.size) bytes)")
+                        }
+                        guard section.hasFileContents else {
+                            throw LoadError(.relocationOutOfSection, file: object.name, section: section.name, offset: relocation.offset,
+                                            "relocation \(architecture.typeName(relocation.type)) applies to a section without contents (SHT_NOBITS)")
+                        }
+                        writes.append(FieldWrite(address: inputs.P, width: width, value: value, mask: mask))
+                    case .outOfRange(let value, let minimum, let maximum, let unsignedMaximum):
+                        throw rangeError(relocation, object: object, section: section, value: value,
+                                         range: unsignedMaximum.map { "[0, \($0)]" } ?? "[\(minimum), \(maximum)]")
+                    case .misaligned(let value, let alignment):
+                        let name = object.symbolName(relocation.symbolIndex)
+                        throw LoadError(.misalignedRelocation, file: object.name, section: section.name, offset: relocation.offset, symbol: name,
+                                        "relocation \(architecture.typeName(relocation.type)) improperly aligned: 0x\(String(UInt64(bitPattern: value), radix: 16)) is not aligned to \(alignment) bytes; references '\(name)'")
+                    }
+                }
+            }
+        }
+        return writes
+    }
+
+    private func rangeError(_ relocation: Relocation, object: ObjectFile, section: ObjectSection, value: Int64, range: String) -> LoadError {
+        let name = object.symbolName(relocation.symbolIndex)
+        let typeName = architecture.typeName(relocation.type)
+        var message = "relocation \(typeName) out of range: \(value) is not in \(range); references '\(name)'"
+        var kind = LoadError.Kind.relocationOutOfRange
+        switch resolved.external[name] {
+        case .process?, .host?:
+            kind = .needsPIC
+            message += "\n>>> '\(name)' is defined outside the module, beyond the reach of a 32-bit reference; rebuild the module with -fPIC"
+        case .module(let owner)?:
+            message += "\n>>> '\(name)' is exported by module \(owner)"
+        default:
+            if layout.zone == .low {
+                message += "\n>>> the object uses absolute 32-bit addresses, so it was placed below 2 GiB; rebuild it with -fPIC"
+                kind = .needsPIC
+            }
+        }
+        return LoadError(kind, file: object.name, section: section.name, offset: relocation.offset, symbol: name, message)
+    }
+
+    /// Copies section contents into the module's writable memory and zero-fills the rest.
+    func copySections(into memory: ModuleMemory) {
+        for region in memory.regions {
+            memory.pointer(region.start).initializeMemory(as: UInt8.self, repeating: 0, count: region.mappedSize)
+        }
+        for (objectIndex, object) in objects.enumerated() {
+            for section in object.sections where section.hasFileContents && section.size > 0 {
+                guard let offset = layout.sectionOffsets[objectIndex][section.index] else { continue }
+                let contents = object.contents(of: section.index)
+                memory.pointer(base + UInt64(offset)).copyMemory(from: contents.baseAddress!, byteCount: contents.count)
+            }
+        }
+    }
+
+    /// Writes the computed fields, the GOT entries and the branch stubs.
+    func write(_ writes: [FieldWrite], into memory: ModuleMemory) {
+        for write in writes {
+            let field = memory.pointer(write.address)
+            switch write.width {
+            case 1:
+                let old = UInt64(field.load(as: UInt8.self))
+                field.storeBytes(of: UInt8(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)), as: UInt8.self)
+            case 2:
+                let old = UInt64(UInt16(littleEndian: field.loadUnaligned(as: UInt16.self)))
+                field.storeBytes(of: UInt16(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt16.self)
+            case 4:
+                let old = UInt64(UInt32(littleEndian: field.loadUnaligned(as: UInt32.self)))
+                field.storeBytes(of: UInt32(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt32.self)
+            default:
+                let old = UInt64(littleEndian: field.loadUnaligned(as: UInt64.self))
+                field.storeBytes(of: ((old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt64.self)
+            }
+        }
+        for (slot, symbol) in layout.gotOrder.enumerated() {
+            let target = resolved.addresses[symbol.object][symbol.index]
+            memory.pointer(base + UInt64(layout.gotOffset + slot * 8)).storeBytes(of: target.littleEndian, as: UInt64.self)
+        }
+        for (slot, symbol) in layout.stubOrder.enumerated() {
+            let address = base + UInt64(layout.stubOffset + slot * architecture.stubSize)
+            architecture.writeStub(memory.pointer(address), address: address, target: resolved.addresses[symbol.object][symbol.index])
+        }
+    }
+}

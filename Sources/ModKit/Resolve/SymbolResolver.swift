@@ -1,0 +1,151 @@
+import Glibc
+
+/// A symbol some loaded module exports.
+public struct ExportedSymbol: Sendable {
+    public var name: String
+    public var address: UInt64
+    /// The exporting module's name.
+    public var owner: String
+    public var gplOnly: Bool
+    public var namespace: String?
+}
+
+/// The result of resolution: an address for every symbol of every object.
+struct ResolvedSymbols {
+    /// Per object, per symbol table entry.
+    var addresses: [[UInt64]]
+    /// Global names bound to something outside the module (another module, the host, the process).
+    var external: [String: ExternalOrigin] = [:]
+    /// Other modules' exports this module binds; each makes the exporter a dependency.
+    var boundExports: [ExportedSymbol] = []
+}
+
+/// Where an undefined symbol was found.
+enum ExternalOrigin {
+    case module(String)
+    case host
+    case process
+    case undefinedWeak
+}
+
+/// Looks up every symbol of a module, in order: the module's own definitions, the exports of
+/// loaded modules, the host's export table (the ModKit API), then the process's symbols when
+/// the policy allows.
+struct SymbolResolver {
+    var lookupExport: (String) -> ExportedSymbol?
+    var hostSymbols: [String: UInt64]
+    var processPolicy: ProcessSymbolPolicy
+
+    func resolve(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout, base: UInt64) throws(LoadError) -> ResolvedSymbols {
+        var result = ResolvedSymbols(addresses: [])
+        var externals: [String: UInt64] = [:]
+        var missing: [String] = []
+
+        for (name, allWeak) in symbols.undefined.sorted(by: { $0.key < $1.key }) {
+            if let address = synthetic(name, layout: layout, base: base) {
+                externals[name] = address
+            } else if let export = lookupExport(name) {
+                externals[name] = export.address
+                result.external[name] = .module(export.owner)
+                result.boundExports.append(export)
+            } else if let address = hostSymbols[name] {
+                externals[name] = address
+                result.external[name] = .host
+            } else if processPolicy.permits(name), let address = Self.processSymbol(name) {
+                externals[name] = address
+                result.external[name] = .process
+            } else if allWeak {
+                externals[name] = 0
+                result.external[name] = .undefinedWeak
+            } else {
+                missing.append(name)
+            }
+        }
+        if !missing.isEmpty {
+            throw undefinedSymbolsError(missing, objects: objects)
+        }
+
+        for (objectIndex, object) in objects.enumerated() {
+            var addresses: [UInt64] = []
+            addresses.reserveCapacity(object.symbols.count)
+            for (index, symbol) in object.symbols.enumerated() {
+                if symbol.isLocal {
+                    addresses.append(localAddress(symbol, objectIndex: objectIndex, layout: layout, base: base))
+                    continue
+                }
+                let name = object.symbolName(index)
+                if let definition = symbols.definitions[name] {
+                    addresses.append(definedAddress(definition, name: name, objects: objects, layout: layout, base: base))
+                } else {
+                    addresses.append(externals[name] ?? 0)
+                }
+            }
+            result.addresses.append(addresses)
+        }
+        return result
+    }
+
+    /// Symbols the loader itself defines for every module, unless the module defines them.
+    private func synthetic(_ name: String, layout: ModuleLayout, base: UInt64) -> UInt64? {
+        switch name {
+        case "__this_module", "__dso_handle": base + UInt64(layout.moduleStructOffset)
+        case "_GLOBAL_OFFSET_TABLE_": base + UInt64(layout.gotOffset)
+        default: nil
+        }
+    }
+
+    private func localAddress(_ symbol: ObjectSymbol, objectIndex: Int, layout: ModuleLayout, base: UInt64) -> UInt64 {
+        if symbol.isAbsolute { return symbol.value }
+        if symbol.isUndefined || symbol.isCommon { return 0 }
+        guard let offset = layout.sectionOffsets[objectIndex][Int(symbol.sectionIndex)] else { return 0 }
+        return base &+ UInt64(offset) &+ symbol.value
+    }
+
+    private func definedAddress(_ definition: ModuleDefinition, name: String, objects: [ObjectFile],
+                                layout: ModuleLayout, base: UInt64) -> UInt64 {
+        if definition.isCommon { return base + UInt64(layout.commonOffsets[name]!) }
+        let symbol = objects[definition.object].symbols[definition.index]
+        return localAddress(symbol, objectIndex: definition.object, layout: layout, base: base)
+    }
+
+    static func processSymbol(_ name: String) -> UInt64? {
+        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
+        return UInt64(UInt(bitPattern: address))
+    }
+
+    /// Lists every missing symbol with the places that reference it, as lld does.
+    private func undefinedSymbolsError(_ missing: [String], objects: [ObjectFile]) -> LoadError {
+        let wanted = Set(missing)
+        var references: [String: [String]] = [:]
+        var counts: [String: Int] = [:]
+        for object in objects {
+            for relocationSection in object.relocationSections {
+                let section = object.sections[relocationSection.target]
+                guard section.isAllocated else { continue }
+                for relocation in relocationSection.relocations {
+                    let symbol = object.symbols[relocation.symbolIndex]
+                    guard !symbol.isLocal, symbol.isUndefined else { continue }
+                    let name = object.symbolName(relocation.symbolIndex)
+                    guard wanted.contains(name) else { continue }
+                    counts[name, default: 0] += 1
+                    if references[name, default: []].count < 3 {
+                        references[name, default: []].append("\(object.name):(\(section.name)+0x\(String(relocation.offset, radix: 16)))")
+                    }
+                }
+            }
+        }
+        var lines: [String] = []
+        for name in missing {
+            lines.append("undefined symbol: \(name)")
+            for place in references[name] ?? [] { lines.append(">>> referenced by \(place)") }
+            let more = (counts[name] ?? 0) - (references[name]?.count ?? 0)
+            if more > 0 { lines.append(">>> referenced \(more) more times") }
+        }
+        let hint = processPolicy == .allowAll
+            ? "load the modules that export them first"
+            : "load the modules that export them first, or allow them in the host's process symbol policy"
+        lines.append("\(missing.count) undefined symbol\(missing.count == 1 ? "" : "s"); \(hint)")
+        return LoadError(.undefinedSymbols, file: "",
+                         symbol: missing.first, lines.joined(separator: "\n"))
+    }
+}
