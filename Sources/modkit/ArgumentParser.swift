@@ -1,0 +1,148 @@
+/// A command-line option that a subcommand accepts, such as `--repeat N` or `-s`.
+struct OptionDefinition {
+    /// The long name without dashes: `repeat` for `--repeat`.
+    var long: String
+    /// The short name without the dash: `r` for `-r`.
+    var short: Character?
+    /// The placeholder shown in help for the option's value, or nil for a flag.
+    var valueName: String?
+    /// One line for `--help`: what the option sets, and in what unit.
+    var help: String
+
+    var takesValue: Bool { valueName != nil }
+
+    /// The option as help shows it: `-r, --repeat N`.
+    var synopsis: String {
+        var text = short.map { "-\($0), " } ?? "    "
+        text += "--\(long)"
+        if let valueName { text += " \(valueName)" }
+        return text
+    }
+}
+
+/// A command line that does not fit the subcommand's syntax. The message names the offending
+/// argument; the caller adds the usage line.
+struct UsageError: Error {
+    var message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+}
+
+/// The arguments of one subcommand, split into options, positional arguments and the
+/// arguments after a `--` terminator.
+struct ParsedArguments {
+    /// The long names of the flags given.
+    private(set) var flags: Set<String> = []
+    /// The value of each option given, by long name. When an option is repeated, the last
+    /// value wins.
+    private(set) var values: [String: String] = [:]
+    /// Arguments before `--` that are not options, in order.
+    private(set) var positionals: [String] = []
+    /// Arguments after `--`, in order and uninterpreted.
+    private(set) var passthrough: [String] = []
+    /// Whether `--` appeared.
+    private(set) var hasTerminator = false
+    /// Whether `-h` or `--help` appeared before any error and before `--`.
+    private(set) var helpRequested = false
+
+    func contains(_ long: String) -> Bool {
+        flags.contains(long)
+    }
+
+    func value(_ long: String) -> String? {
+        values[long]
+    }
+
+    /// Splits `arguments` according to `options`, in the GNU style.
+    ///
+    /// Options and positional arguments may be interleaved, and `--name=value` equals
+    /// `--name value`. Short flags can be grouped (`-sv`), and a short option's value may be
+    /// attached (`-r3`) or follow (`-r 3`). A lone `-` is a positional argument. `-h` and
+    /// `--help` are always accepted.
+    static func parse(_ arguments: [String], options: [OptionDefinition]) throws(UsageError) -> ParsedArguments {
+        var parsed = ParsedArguments()
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+
+            if argument == "--" {
+                parsed.hasTerminator = true
+                parsed.passthrough = Array(arguments[index...])
+                break
+            }
+            if argument == "--help" || argument == "-h" {
+                parsed.helpRequested = true
+                break
+            }
+
+            if argument.hasPrefix("--") {
+                try parsed.parseLongOption(argument, options: options, arguments: arguments, index: &index)
+            } else if argument.hasPrefix("-") && argument != "-" {
+                try parsed.parseShortOptions(argument, options: options, arguments: arguments, index: &index)
+            } else {
+                parsed.positionals.append(argument)
+            }
+        }
+        return parsed
+    }
+
+    private mutating func parseLongOption(_ argument: String, options: [OptionDefinition], arguments: [String],
+                                          index: inout Int) throws(UsageError) {
+        let body = argument.dropFirst(2)
+        let name = body.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let attachedValue = body.contains("=") ? String(body[body.index(after: body.firstIndex(of: "=")!)...]) : nil
+
+        guard let option = options.first(where: { $0.long == name }) else {
+            throw UsageError("unknown option '--\(name)'")
+        }
+        guard option.takesValue else {
+            if attachedValue != nil {
+                throw UsageError("option '--\(name)' does not take a value")
+            }
+            flags.insert(option.long)
+            return
+        }
+        if let attachedValue {
+            values[option.long] = attachedValue
+        } else {
+            values[option.long] = try Self.nextValue(for: "--\(name)", arguments: arguments, index: &index)
+        }
+    }
+
+    private mutating func parseShortOptions(_ argument: String, options: [OptionDefinition], arguments: [String],
+                                            index: inout Int) throws(UsageError) {
+        var letters = argument.dropFirst()
+        while let letter = letters.first {
+            letters = letters.dropFirst()
+            if letter == "h" {
+                helpRequested = true
+                return
+            }
+            guard let option = options.first(where: { $0.short == letter }) else {
+                throw UsageError("unknown option '-\(letter)'")
+            }
+            guard option.takesValue else {
+                flags.insert(option.long)
+                continue
+            }
+            // The rest of the group is the value, as in `-r3`.
+            if !letters.isEmpty {
+                values[option.long] = String(letters)
+            } else {
+                values[option.long] = try Self.nextValue(for: "-\(letter)", arguments: arguments, index: &index)
+            }
+            return
+        }
+    }
+
+    private static func nextValue(for spelling: String, arguments: [String], index: inout Int) throws(UsageError) -> String {
+        guard index < arguments.count, arguments[index] != "--" else {
+            throw UsageError("option '\(spelling)' requires a value")
+        }
+        defer { index += 1 }
+        return arguments[index]
+    }
+}
