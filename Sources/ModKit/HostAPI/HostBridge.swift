@@ -99,12 +99,28 @@ enum HostBridge {
     }
 
     private static func registerCommand(_ command: UnsafeMutablePointer<modkit_command>?) -> Int32 {
-        -ENOSYS
+        guard let command, let name = command.pointee.name, command.pointee.run != nil else { return -EINVAL }
+        let owner = command.pointee.owner
+        guard let host = HostDirectory.module(of: owner)?.host ?? HostDirectory.all.first else { return -ENODEV }
+        do {
+            try host.commandRegistry.register(String(cString: name), owner: owner, entry: command)
+            return 0
+        } catch {
+            return -EEXIST
+        }
     }
 
-    private static func unregisterCommand(_ command: UnsafeMutablePointer<modkit_command>?) {}
+    private static func unregisterCommand(_ command: UnsafeMutablePointer<modkit_command>?) {
+        guard let command, let name = command.pointee.name else { return }
+        let owner = command.pointee.owner
+        let hosts = HostDirectory.module(of: owner)?.host.map { [$0] } ?? HostDirectory.all
+        for host in hosts where host.commandRegistry.unregister(String(cString: name), owner: owner) { return }
+    }
 
     private static func writeOutput(_ output: OpaquePointer?, text: UnsafePointer<CChar>?, length: Int) -> Int32 {
-        -ENOSYS
+        guard let output, let text else { return -EINVAL }
+        let collector = Unmanaged<CommandOutput>.fromOpaque(UnsafeRawPointer(output)).takeUnretainedValue()
+        collector.bytes.append(contentsOf: UnsafeRawBufferPointer(start: text, count: length))
+        return 0
     }
 }

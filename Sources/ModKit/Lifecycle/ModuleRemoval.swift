@@ -46,6 +46,7 @@ extension ModuleHost {
             runExitHandlers(module)
         }
         statistics.measure(.unmap) {
+            removeLeftoverEntries(of: module)
             unpublish(module)
             discard(module)
         }

@@ -20,6 +20,9 @@ public final class ModuleHost: @unchecked Sendable {
     /// Guards `Registry` and the mutable fields of every `Module` of this host.
     let registry = Mutex(Registry())
 
+    /// Commands registered by modules with `modkit_register_command`.
+    public let commandRegistry = OwnedRegistry<UnsafeMutablePointer<modkit_command>>(noun: "command")
+
     public init(options: HostOptions = HostOptions()) {
         self.options = options
         HostBridge.install()

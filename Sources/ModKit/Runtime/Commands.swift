@@ -1,0 +1,51 @@
+import CModKit
+import Glibc
+
+/// The result of running a module's command.
+public struct CommandResult: Sendable, Equatable {
+    /// The command's return value: 0 for success, by convention a negative errno for failure.
+    public var status: Int32
+    /// What the command wrote with `modkit_printf`.
+    public var output: String
+}
+
+/// Collects what a command writes; C code sees it as `struct modkit_output *`.
+final class CommandOutput {
+    var bytes: [UInt8] = []
+}
+
+extension ModuleHost {
+    /// The commands modules registered, with their owners' names.
+    public var commands: [(name: String, summary: String, owner: String?)] {
+        commandRegistry.all.map { item in
+            let command = item.entry.pointee
+            return (item.key, command.summary.map { String(cString: $0) } ?? "",
+                    item.owner.flatMap { $0.pointee.name.map { String(cString: $0) } })
+        }
+    }
+
+    /// Runs a registered command by name, holding a reference on its module while it runs.
+    ///
+    /// Throws `RegistryError` with `.notFound`, or `.goingAway` while the module is initializing
+    /// or being removed.
+    public func callCommand(_ name: String, arguments: [String] = []) throws -> CommandResult {
+        try commandRegistry.withEntry(name) { command in
+            let output = CommandOutput()
+            let words = [name] + arguments
+            var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+            defer { for word in argv { free(word) } }
+            let box = Unmanaged.passRetained(output)
+            defer { box.release() }
+            let status = command.pointee.run(Int32(words.count), &argv, OpaquePointer(box.toOpaque()))
+            return CommandResult(status: status, output: String(decoding: output.bytes, as: UTF8.self))
+        }
+    }
+
+    /// Drops the commands a removed module left registered, and says so in the log.
+    func removeLeftoverEntries(of module: Module) {
+        let keys = commandRegistry.removeAll(ownedBy: module.structure)
+        if !keys.isEmpty {
+            log(4, module: module.name, "module left commands registered after its exit: \(keys.joined(separator: ", ")); removed them")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import CModKit
+
+/// The module is initializing or being removed, so its code must not be entered.
+public struct ModuleGoingAway: Error, CustomStringConvertible, Sendable {
+    public var module: String
+    public var description: String { "\(module) is going away" }
+
+    public init(module: String) {
+        self.module = module
+    }
+}
+
+extension Module {
+    /// Takes a reference unless the module is still in its init or is being removed
+    /// (`try_module_get`). Balance every success with `put()`; prefer `withReference`.
+    @inlinable
+    public func tryGet() -> Bool {
+        try_module_get(modulePointer)
+    }
+
+    /// Takes a further reference while one is already held (`__module_get`).
+    @inlinable
+    public func get() {
+        __module_get(modulePointer)
+    }
+
+    /// Drops a reference (`module_put`); the put that ends a waiting removal wakes it.
+    @inlinable
+    public func put() {
+        module_put(modulePointer)
+    }
+
+    /// Runs `body` while holding a reference, which is dropped however `body` exits.
+    ///
+    /// Throws `ModuleGoingAway` without running `body` when the module is initializing or
+    /// being removed.
+    @inlinable
+    public func withReference<R, E: Error>(_ body: () throws(E) -> R) throws -> R {
+        guard tryGet() else { throw ModuleGoingAway(module: name) }
+        defer { put() }
+        return try body()
+    }
+
+    /// The number of references at one moment (`module_refcount`); 0 when unloading is disabled.
+    public var referenceCount: Int {
+        Int(module_refcount(modulePointer))
+    }
+}
+
+extension ModuleHost {
+    /// Looks up an export of a live module and takes a reference on its module
+    /// (`symbol_get`); nil when no live module exports `name`. Balance with `symbolPut`.
+    public func symbolGet(_ name: String) -> UnsafeRawPointer? {
+        guard let export = export(named: name), let owner = module(named: export.owner), owner.tryGet() else { return nil }
+        return UnsafeRawPointer(bitPattern: UInt(export.address))
+    }
+
+    /// Drops the reference a `symbolGet` of `name` took (`symbol_put`).
+    public func symbolPut(_ name: String) {
+        let owner: Module? = registry.withLock { registry in
+            registry.exports[name].flatMap { registry.modules[$0.owner] }
+        }
+        owner?.put()
+    }
+}
