@@ -1,0 +1,5 @@
+/* Everything the Swift host imports from the CModKit target. */
+#include "modkit/module.h"
+#include "modkit/host.h"
+#include "modkit/refcount_control.h"
+#include "modkit/syscalls.h"

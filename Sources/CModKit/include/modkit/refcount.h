@@ -1,0 +1,172 @@
+/*
+ * Module reference counting: the inline fast path of try_module_get,
+ * __module_get and module_put. Included by modkit/module.h; modules and the
+ * Swift host both compile these functions into their own code.
+ *
+ * Each thread that counts owns a block of counters, and only that thread
+ * writes to it. A module's slot in a block is two counters: gets
+ * (block[2 * ref_index]) and puts (block[2 * ref_index + 1]). The module's
+ * count is the sum of gets minus the sum of puts over all blocks, which the
+ * host computes in refcount.c. That file also explains why the orderings
+ * used here make the sum safe to act on.
+ */
+#ifndef MODKIT_REFCOUNT_H
+#define MODKIT_REFCOUNT_H
+
+#include <stddef.h>
+
+#include "modkit/module.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of slots in a counter block, so the exclusive maximum ref_index. */
+#define MODKIT_REF_SLOTS 4096u
+
+/* struct module ref_flags bits. */
+/* Use a seq_cst fence in get and put, because the host cannot issue
+ * membarrier when it stops a module. */
+#define MODKIT_REF_FLAG_FENCE 0x1u
+/* Keep no counts: try_module_get only checks live, module_put does nothing. */
+#define MODKIT_REF_FLAG_NO_UNLOAD 0x2u
+
+/* Removal state of one slot, in host memory that is never freed, so that
+ * module_put never touches the module after its count is published. */
+struct modkit_ref_slot_state {
+    /* Nonzero from modkit_ref_stop until the slot is restarted or reused:
+     * every put on the slot then wakes wake_seq. */
+    unsigned int going;
+    /* Futex word that modkit_ref_wait_zero sleeps on. */
+    unsigned int wake_seq;
+};
+
+/* Offset from the thread pointer of the host's per-thread pointer to the
+ * calling thread's counter block. Modules cannot use TLS relocations, so
+ * they read the block pointer with this offset. */
+extern long __modkit_thread_offset;
+extern struct modkit_ref_slot_state __modkit_ref_slot_state[];
+
+/* Gives the calling thread a counter block and adds 1 to counter in it. Runs
+ * once per thread, and is async-signal-safe. */
+void __modkit_ref_count_slow(unsigned int counter);
+/* Bumps the slot's wake_seq and wakes every modkit_ref_wait_zero caller. */
+void __modkit_ref_wake(unsigned int ref_index);
+/* Returns the module's reference count at one moment; 0 in no-unload mode. */
+unsigned long module_refcount(struct module *mod);
+
+#if defined(__SANITIZE_THREAD__)
+#define MODKIT_REF_USE_ATOMICS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MODKIT_REF_USE_ATOMICS 1
+#endif
+#endif
+
+/* Returns the calling thread's counter block, or NULL if it has none yet. */
+static inline unsigned long *__modkit_thread_counters(void)
+{
+#if defined(__x86_64__)
+    unsigned long *counters;
+    __asm__ __volatile__("movq %%fs:(%1), %0" : "=r"(counters) : "r"(__modkit_thread_offset));
+    return counters;
+#elif defined(__aarch64__)
+    /* NOTE: this branch compiles but has not run; ModKit is tested on x86_64. */
+    return *(unsigned long **)((char *)__builtin_thread_pointer() + __modkit_thread_offset);
+#else
+#error "ModKit reference counting supports x86_64 and aarch64 only"
+#endif
+}
+
+/* Adds 1 to one counter of the calling thread's block. On x86_64 this is a
+ * single unlocked incq, so a signal handler on the same thread cannot lose
+ * the update, and no other thread writes the word. ThreadSanitizer builds
+ * use an atomic add because the sanitizer does not see inline assembly. */
+static inline void __modkit_ref_count(unsigned int counter)
+{
+    unsigned long *counters = __modkit_thread_counters();
+
+    if (__builtin_expect(counters == NULL, 0)) {
+        __modkit_ref_count_slow(counter);
+        return;
+    }
+#if defined(__x86_64__) && !defined(MODKIT_REF_USE_ATOMICS)
+    __asm__ __volatile__("incq %0" : "+m"(counters[counter]));
+#else
+    __atomic_fetch_add(&counters[counter], 1ul, __ATOMIC_RELAXED);
+#endif
+}
+
+/* Orders the count just written before the load that follows it. In
+ * membarrier mode the remover's membarrier supplies the hardware barrier,
+ * so only the compiler must keep the order. */
+static inline void __modkit_ref_order(unsigned int ref_flags)
+{
+    if (ref_flags & MODKIT_REF_FLAG_FENCE)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    else
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+/* Drops one reference on a slot. After counting the put it reads only host
+ * memory, because the remover may unmap the module as soon as it sees the
+ * count reach zero. */
+static inline void __modkit_ref_put_slot(unsigned int ref_index, unsigned int ref_flags)
+{
+    /* Makes this reference's get, even one on another thread, visible to
+     * anyone who sees this put. */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __modkit_ref_count(2 * ref_index + 1);
+    __modkit_ref_order(ref_flags);
+    if (__builtin_expect(__atomic_load_n(&__modkit_ref_slot_state[ref_index].going, __ATOMIC_RELAXED) != 0, 0))
+        __modkit_ref_wake(ref_index);
+}
+
+/* Takes a reference unless the module is initializing or being removed.
+ * A NULL module always succeeds. The caller must keep mod mapped for the
+ * duration of the call, for example by looking it up under the lock that
+ * the module's exit function takes to unregister itself. */
+static inline bool try_module_get(struct module *mod)
+{
+    if (mod == NULL)
+        return true;
+
+    unsigned int ref_flags = mod->ref_flags;
+    unsigned int ref_index = mod->ref_index;
+
+    if (ref_flags & MODKIT_REF_FLAG_NO_UNLOAD)
+        return __atomic_load_n(&mod->live, __ATOMIC_ACQUIRE) != 0;
+
+    __modkit_ref_count(2 * ref_index);
+    __modkit_ref_order(ref_flags);
+    if (__builtin_expect(__atomic_load_n(&mod->live, __ATOMIC_ACQUIRE) != 0, 1))
+        return true;
+
+    /* The module is going: undo with a full put, which wakes the remover if
+     * it counted the get above. */
+    __modkit_ref_put_slot(ref_index, ref_flags);
+    return false;
+}
+
+/* Takes another reference on a module the caller already holds one on. */
+static inline void __module_get(struct module *mod)
+{
+    if (mod == NULL || (mod->ref_flags & MODKIT_REF_FLAG_NO_UNLOAD))
+        return;
+    __modkit_ref_count(2 * mod->ref_index);
+}
+
+/* Drops a reference taken by try_module_get or __module_get. Any thread may
+ * drop a reference that another thread took. NULL is ignored. */
+static inline void module_put(struct module *mod)
+{
+    if (mod == NULL || (mod->ref_flags & MODKIT_REF_FLAG_NO_UNLOAD))
+        return;
+    __modkit_ref_put_slot(mod->ref_index, mod->ref_flags);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * Thin wrappers for the Linux system calls that Swift cannot call directly
+ * (glibc has no wrapper for membarrier or futex, and Swift does not import
+ * the variadic syscall()). Each returns the kernel's result, or -errno on
+ * failure, and never touches errno's meaning for the caller.
+ */
+#ifndef MODKIT_SYSCALLS_H
+#define MODKIT_SYSCALLS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Registers the process for MEMBARRIER_CMD_PRIVATE_EXPEDITED. A forked child
+ * has a new address space and must register again. */
+int modkit_membarrier_register_private_expedited(void);
+
+/* Runs a full memory barrier on every running thread of this process before
+ * returning. Fails with -EPERM unless the process has registered. */
+int modkit_membarrier_private_expedited(void);
+
+/* Returns the bit mask of membarrier commands the kernel supports. */
+int modkit_membarrier_query(void);
+
+/* Sleeps while *word == expected, for at most timeout_ns nanoseconds
+ * (negative: no limit). Returns 0 when woken, -EAGAIN if *word already
+ * differed, -ETIMEDOUT or -EINTR. The futex is process-private. */
+int modkit_futex_wait(const unsigned int *word, unsigned int expected, long timeout_ns);
+
+/* Wakes up to count threads sleeping on word. Returns how many woke. */
+int modkit_futex_wake(const unsigned int *word, int count);
+
+/* Returns the kernel thread id of the calling thread. */
+int modkit_gettid(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

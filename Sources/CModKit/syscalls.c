@@ -1,0 +1,57 @@
+#define _GNU_SOURCE
+#include "modkit/syscalls.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static int result_or_negative_errno(long result)
+{
+    return result == -1 ? -errno : (int)result;
+}
+
+int modkit_membarrier_register_private_expedited(void)
+{
+    return result_or_negative_errno(
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0));
+}
+
+int modkit_membarrier_private_expedited(void)
+{
+    return result_or_negative_errno(
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0));
+}
+
+int modkit_membarrier_query(void)
+{
+    return result_or_negative_errno(syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0));
+}
+
+int modkit_futex_wait(const unsigned int *word, unsigned int expected, long timeout_ns)
+{
+    struct timespec timeout;
+    struct timespec *timeout_pointer = NULL;
+
+    /* FUTEX_WAIT takes a relative timeout measured on CLOCK_MONOTONIC. */
+    if (timeout_ns >= 0) {
+        timeout.tv_sec = timeout_ns / 1000000000L;
+        timeout.tv_nsec = timeout_ns % 1000000000L;
+        timeout_pointer = &timeout;
+    }
+    return result_or_negative_errno(
+        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout_pointer, NULL, 0));
+}
+
+int modkit_futex_wake(const unsigned int *word, int count)
+{
+    return result_or_negative_errno(
+        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0));
+}
+
+int modkit_gettid(void)
+{
+    return (int)syscall(SYS_gettid);
+}
