@@ -38,7 +38,15 @@ public final class ModuleArea: Sendable {
     private struct State {
         var near: ZoneState?
         var low: ZoneState?
+        /// Released spans whose pages are kept, inaccessible, for the next module of that zone.
+        var warm: [(zone: Zone, span: AreaSpan)] = []
+        var warmBytes = 0
     }
+
+    /// How much released memory stays committed for reuse. Reusing pages spares the page
+    /// faults of fresh memory, which dominate the cost of loading a module again.
+    static let warmLimit = 64 << 20
+    static let warmSpanLimit = 16
 
     private let state = Mutex(State())
 
@@ -47,6 +55,7 @@ public final class ModuleArea: Sendable {
         let pageSize = SystemCalls.pageSize
         let rounded = (size + pageSize - 1) & ~(pageSize - 1)
         let result: Result<AreaSpan, LoadError> = state.withLock { state in
+            if let span = Self.takeWarm(rounded, zone: zone, from: &state) { return .success(span) }
             do throws(LoadError) {
                 switch zone {
                 case .near:
@@ -66,6 +75,7 @@ public final class ModuleArea: Sendable {
     /// Returns `span` to the area. Its pages are replaced by inaccessible, uncommitted ones, so a
     /// stale pointer into a removed module faults instead of running old code.
     public func release(_ span: AreaSpan) {
+        if keepWarm(span) { return }
         if case .failure = SystemCalls.resetToReserved(span.start, size: span.size) {
             // Without fresh pages the old ones stay committed, but they must not stay usable.
             // If even this fails the span is leaked rather than reused while still accessible.
@@ -76,6 +86,60 @@ public final class ModuleArea: Sendable {
                 Self.give(span, to: &state.near!)
             } else if let low = state.low, low.range.start <= span.start, span.end <= low.range.end {
                 Self.give(span, to: &state.low!)
+            }
+        }
+    }
+
+    /// Makes `span` inaccessible and keeps its pages for reuse, within the warm limit.
+    private func keepWarm(_ span: AreaSpan) -> Bool {
+        let zone: Zone? = state.withLock { state in
+            guard state.warmBytes + span.size <= Self.warmLimit, state.warm.count < Self.warmSpanLimit else { return nil }
+            if let near = state.near, near.range.start <= span.start, span.end <= near.range.end { return .near }
+            if let low = state.low, low.range.start <= span.start, span.end <= low.range.end { return .low }
+            return nil
+        }
+        guard let zone, case .success = SystemCalls.protect(span.start, size: span.size, protection: PROT_NONE) else { return false }
+        state.withLock { state in
+            state.warm.append((zone, span))
+            state.warmBytes += span.size
+        }
+        return true
+    }
+
+    /// Takes the smallest warm span of `zone` that fits `size`, and releases the rest of it.
+    private static func takeWarm(_ size: Int, zone: Zone, from state: inout State) -> AreaSpan? {
+        let candidates = state.warm.indices.filter { state.warm[$0].zone == zone && state.warm[$0].span.size >= size }
+        guard let index = candidates.min(by: { state.warm[$0].span.size < state.warm[$1].span.size }) else { return nil }
+        let span = state.warm.remove(at: index).span
+        state.warmBytes -= span.size
+        let taken = AreaSpan(start: span.start, size: size)
+        let rest = AreaSpan(start: span.start + UInt64(size), size: span.size - size)
+        if rest.size > 0 {
+            if case .failure = SystemCalls.resetToReserved(rest.start, size: rest.size) {
+                // Still inaccessible from keepWarm; only its memory stays committed.
+            }
+            switch zone {
+            case .near: give(rest, to: &state.near!)
+            case .low: give(rest, to: &state.low!)
+            }
+        }
+        return taken
+    }
+
+    /// Releases every warm span's memory; for tests that compare memory use.
+    public func dropWarmPages() {
+        let spans: [AreaSpan] = state.withLock { state in
+            defer { state.warm = []; state.warmBytes = 0 }
+            return state.warm.map(\.span)
+        }
+        for span in spans {
+            _ = SystemCalls.resetToReserved(span.start, size: span.size)
+            state.withLock { state in
+                if let near = state.near, near.range.start <= span.start, span.end <= near.range.end {
+                    Self.give(span, to: &state.near!)
+                } else if state.low != nil {
+                    Self.give(span, to: &state.low!)
+                }
             }
         }
     }

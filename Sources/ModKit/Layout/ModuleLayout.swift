@@ -26,7 +26,7 @@ struct ModuleLayout {
     /// For each GOT slot, one (object, symbol) that names its symbol.
     var gotOrder: [SymbolLocation] = []
     var stubOffset = 0
-    /// Per object, per symbol: its branch stub, or -1.
+    /// Per object, per symbol: its branch stub, or a negative value for none.
     var stubSlotOf: [[Int32]] = []
     var stubOrder: [SymbolLocation] = []
     var commonOffsets: [String: Int] = [:]
@@ -61,14 +61,18 @@ struct ModuleLayout {
             regionOf.append(kinds)
         }
 
-        try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: architecture)
+        if architecture == X86_64.self {
+            try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: X86_64.self)
+        } else {
+            try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: architecture)
+        }
 
         // Synthetic contents: stubs end the text region, the GOT goes to relro, the rest to data.
         let stubStart = place(stubOrder.count * architecture.stubSize, alignment: architecture.stubAlignment, in: .text)
         let gotStart = place(max(gotOrder.count, 1) * 8, alignment: 8, in: .relro)
         let structStart = place(moduleStruct.size, alignment: moduleStruct.alignment, in: .data)
         var commonStarts: [String: Int] = [:]
-        for (name, definition) in symbols.definitions.sorted(by: { $0.key < $1.key }) where definition.isCommon {
+        for (name, definition) in symbols.commonDefinitions {
             guard definition.commonAlignment.nonzeroBitCount == 1, definition.commonAlignment <= 4096,
                   definition.commonSize < 1 << 31 else {
                 throw LoadError(.badSymbolTable, file: objects[definition.object].name, symbol: name,
@@ -111,17 +115,23 @@ struct ModuleLayout {
     /// Scans the relocations of loaded sections once: rejects unsupported types, gives GOT
     /// entries and branch stubs to the symbols that need them, and picks the low zone when
     /// absolute 32-bit addresses are used. Global symbols share one slot across objects.
-    private mutating func planGOTAndStubs(objects: [ObjectFile], symbols: ModuleSymbols, regionOf: [[RegionKind?]],
-                                          architecture: any RelocationArchitecture.Type) throws(LoadError) {
+    private mutating func planGOTAndStubs<Architecture: RelocationArchitecture>(
+        objects: [ObjectFile], symbols: ModuleSymbols, regionOf: [[RegionKind?]], architecture: Architecture.Type
+    ) throws(LoadError) {
         gotSlotOf = objects.map { Array(repeating: -1, count: $0.symbols.count) }
         stubSlotOf = gotSlotOf
-        var gotByName: [String: Int32] = [:]
-        var stubByName: [String: Int32] = [:]
+        var gotByName: [SymbolName: Int32] = [:]
+        var stubByName: [SymbolName: Int32] = [:]
 
         for (objectIndex, object) in objects.enumerated() {
             for relocationSection in object.relocationSections where regionOf[objectIndex][relocationSection.target] != nil {
                 for relocation in relocationSection.relocations {
-                    let traits = try Self.traits(of: relocation, in: relocationSection, object: object, architecture: architecture)
+                    let traits: RelocationTraits
+                    if case .supported(let supported) = Architecture.support(of: relocation.type) {
+                        traits = supported
+                    } else {
+                        traits = try Self.traits(of: relocation, in: relocationSection, object: object, architecture: architecture)
+                    }
                     if traits.isEmpty { continue }
                     if traits.contains(.absolute32) { zone = .low }
                     let index = relocation.symbolIndex
@@ -133,7 +143,7 @@ struct ModuleLayout {
                             gotSlotOf[objectIndex][index] = Int32(gotOrder.count)
                             gotOrder.append(location)
                         } else {
-                            let name = object.symbolName(index)
+                            let name = symbols.rawGlobalName(object: objectIndex, index: index)
                             gotSlotOf[objectIndex][index] = gotByName[name] ?? {
                                 gotByName[name] = Int32(gotOrder.count)
                                 gotOrder.append(location)
@@ -141,10 +151,14 @@ struct ModuleLayout {
                             }()
                         }
                     }
-                    // Only symbols that may live outside the module can be out of branch reach.
-                    if traits.contains(.branch), !symbol.isLocal, stubSlotOf[objectIndex][index] < 0 {
-                        let name = object.symbolName(index)
-                        guard symbols.definitions[name] == nil else { continue }
+                    // Only symbols that may live outside the module can be out of branch reach;
+                    // -2 marks a global the module defines itself, so its name is looked up once.
+                    if traits.contains(.branch), !symbol.isLocal, stubSlotOf[objectIndex][index] == -1 {
+                        guard case .external = symbols.bindings[objectIndex][index] else {
+                            stubSlotOf[objectIndex][index] = -2
+                            continue
+                        }
+                        let name = symbols.rawGlobalName(object: objectIndex, index: index)
                         stubSlotOf[objectIndex][index] = stubByName[name] ?? {
                             stubByName[name] = Int32(stubOrder.count)
                             stubOrder.append(location)

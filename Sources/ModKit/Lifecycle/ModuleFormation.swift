@@ -18,12 +18,16 @@ extension ModuleHost {
         modkit_module_struct_init(structure, strdup(job.name), referenceIndex, flags)
 
         let module = Module(name: job.name, files: job.objects.map(\.name), info: job.info, memory: job.memory,
-                            structure: structure, referenceIndex: referenceIndex, definedSymbols: job.metadata.definedSymbols)
+                            structure: structure, referenceIndex: referenceIndex, objects: job.objects,
+                            symbols: job.symbols, symbolAddresses: job.resolved.addresses)
         module.initFunction = job.metadata.initFunction
         module.exitFunction = job.metadata.exitFunction
         module.constructors = job.metadata.constructors
         module.destructors = job.metadata.destructors
-        module.exports = job.metadata.exports
+        module.declaredExports = job.metadata.exports
+        if job.metadata.exportsAllGlobals {
+            module.exportedGlobals = ModuleGlobals(symbols: job.symbols, addresses: job.resolved.addresses)
+        }
         module.host = self
         structure.pointee.host = Unmanaged.passUnretained(module).toOpaque()
 
@@ -54,7 +58,7 @@ extension ModuleHost {
                 throw LoadError(.undefinedSymbols, file: file, "module \(name), whose exports \(module.name) uses, is going away")
             }
         }
-        try registry.exports.add(module.exports, module: module.name, file: file)
+        try registry.exports.add(module, file: file)
         // Each dependency holds a reference on its exporter until the importer is removed.
         for name in exporters {
             let exporter = registry.modules[name]!
@@ -103,7 +107,7 @@ extension ModuleHost {
     /// the modules it used.
     func unpublish(_ module: Module) {
         let exporters: [Module] = registry.withLock { registry in
-            registry.exports.remove(owner: module.name)
+            registry.exports.remove(module)
             registry.modules[module.name] = nil
             registry.order.removeAll { $0 == module.name }
             let exporters = module.dependencies.compactMap { registry.modules[$0] }

@@ -101,9 +101,9 @@ extension ModuleHost {
     func relocate(_ job: inout LinkJob) throws(LoadError) {
         let relocator = Relocator(objects: job.objects, layout: job.layout, resolved: job.resolved,
                                   architecture: job.architecture, base: job.memory.base)
-        let writes = try relocator.computeWrites()
+        try relocator.check()
         relocator.copySections(into: job.memory)
-        relocator.write(writes, into: job.memory)
+        try relocator.apply(into: job.memory)
         job.metadata = try ModuleMetadata(job: job)
     }
 

@@ -8,8 +8,9 @@ struct ModuleMetadata {
     var constructors: [UInt64] = []
     var destructors: [UInt64] = []
     var exports: [ExportedSymbol] = []
-    /// Every global symbol the module defines.
-    var definedSymbols: [String: UInt64] = [:]
+    /// A plain object (no ModKit metadata) exports every global symbol it defines with default
+    /// visibility.
+    var exportsAllGlobals = false
 
     init() {}
 
@@ -20,11 +21,9 @@ struct ModuleMetadata {
         constructors = Self.functionArray(".init_array", in: sections, ascending: true)
         destructors = Self.functionArray(".fini_array", in: sections, ascending: false)
 
-        for (name, definition) in job.symbols.definitions {
-            definedSymbols[name] = job.resolved.addresses[definition.object][definition.index]
-        }
         let hasMetadata = sections.contains { $0.name == ".modinfo" || $0.name.hasPrefix(".modkit.") }
-        exports = hasMetadata ? try Self.declaredExports(in: sections, job: job) : Self.allGlobals(job)
+        exportsAllGlobals = !hasMetadata
+        exports = hasMetadata ? try Self.declaredExports(in: sections, job: job) : []
     }
 
     /// A loaded section with its address.
@@ -95,19 +94,6 @@ struct ModuleMetadata {
                     name: String(cString: namePointer), address: UInt64(UInt(bitPattern: entry.addr)), owner: job.name,
                     gplOnly: entry.flags & UInt(MODKIT_KSYM_GPL_ONLY) != 0, namespace: entry.ns.map { String(cString: $0) }))
             }
-        }
-        return exports
-    }
-
-    /// A plain object (no ModKit metadata) exports every global symbol it defines with default
-    /// visibility.
-    private static func allGlobals(_ job: LinkJob) -> [ExportedSymbol] {
-        var exports: [ExportedSymbol] = []
-        for (name, definition) in job.symbols.definitions.sorted(by: { $0.key < $1.key }) {
-            let symbol = job.objects[definition.object].symbols[definition.index]
-            guard symbol.visibility == 0 else { continue }
-            exports.append(ExportedSymbol(name: name, address: job.resolved.addresses[definition.object][definition.index],
-                                          owner: job.name, gplOnly: false, namespace: nil))
         }
         return exports
     }

@@ -59,7 +59,25 @@ public struct RelocationSection: Sendable {
     public var index: Int
     /// Index of the section the relocations patch (`sh_info`).
     public var target: Int
-    public var relocations: [Relocation]
+    public var relocations: RelocationList
+}
+
+/// The `Elf64_Rela` entries of one section, read in place from the object's bytes, which the
+/// parser has already checked entry by entry.
+public struct RelocationList: RandomAccessCollection, @unchecked Sendable {
+    let image: ObjectImage
+    let offset: Int
+    public let count: Int
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    public subscript(index: Int) -> Relocation {
+        let at = offset + index * ELF.relaSize
+        let info = image.u64(at + 8)
+        return Relocation(offset: image.u64(at), type: UInt32(truncatingIfNeeded: info), symbolIndex: Int(info >> 32),
+                          addend: Int64(bitPattern: image.u64(at + 16)))
+    }
 }
 
 /// A section group (`SHT_GROUP`), such as a C++ COMDAT for an inline function.

@@ -318,8 +318,6 @@ struct ObjectParser {
         }
         let targetSection = object.sections[target]
         let count = section.size / ELF.relaSize
-        var relocations: [Relocation] = []
-        relocations.reserveCapacity(count)
         for index in 0 ..< count {
             let at = section.offset + index * ELF.relaSize
             let offset = image.u64(at)
@@ -333,10 +331,9 @@ struct ObjectParser {
                 throw LoadError(.relocationOutOfSection, file: file, section: targetSection.name, offset: offset,
                                 "relocation \(index) in \(section.name) is outside its section (\(targetSection.size) bytes)")
             }
-            relocations.append(Relocation(offset: offset, type: UInt32(truncatingIfNeeded: info),
-                                          symbolIndex: symbolIndex, addend: Int64(bitPattern: image.u64(at + 16))))
         }
-        return RelocationSection(index: section.index, target: target, relocations: relocations)
+        return RelocationSection(index: section.index, target: target,
+                                 relocations: RelocationList(image: image, offset: section.offset, count: count))
     }
 
     // MARK: Groups

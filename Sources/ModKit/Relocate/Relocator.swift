@@ -1,5 +1,6 @@
-/// Applies a module's relocations in two passes: compute and check every value first, then
-/// write. A load that fails here has written no relocated byte.
+/// Applies a module's relocations in two passes over the same computation: the first checks
+/// every value and throws the first that does not fit, the second writes. A load that fails
+/// here has written no relocated byte.
 struct Relocator {
     let objects: [ObjectFile]
     let layout: ModuleLayout
@@ -7,10 +8,25 @@ struct Relocator {
     let architecture: any RelocationArchitecture.Type
     let base: UInt64
 
-    /// Computes every field, throwing the first relocation that does not fit.
-    func computeWrites() throws(LoadError) -> [FieldWrite] {
-        var writes: [FieldWrite] = []
-        writes.reserveCapacity(objects.reduce(0) { $0 + $1.relocationSections.reduce(0) { $0 + $1.relocations.count } })
+    /// Computes every field without writing, throwing the first relocation that does not fit.
+    func check() throws(LoadError) {
+        try forEachField { _ in }
+    }
+
+    /// Writes every field, after `check()` succeeded, then the GOT entries and branch stubs.
+    func apply(into memory: ModuleMemory) throws(LoadError) {
+        try forEachField { write($0, into: memory) }
+        writeGOTAndStubs(into: memory)
+    }
+
+    private func forEachField(_ body: (FieldWrite) -> Void) throws(LoadError) {
+        if architecture == X86_64.self { return try forEachField(for: X86_64.self, body) }
+        try forEachField(for: architecture, body)
+    }
+
+    /// The loop itself, specialized per architecture so `compute` is a direct call.
+    private func forEachField<Architecture: RelocationArchitecture>(for _: Architecture.Type,
+                                                                   _ body: (FieldWrite) -> Void) throws(LoadError) {
         let got = base + UInt64(layout.gotOffset)
 
         for (objectIndex, object) in objects.enumerated() {
@@ -27,8 +43,8 @@ struct Relocator {
                                                   P: sectionAddress + relocation.offset, GOT: got, G: 0, L: nil, Z: symbol.size)
                     let gotSlot = gotSlots[relocation.symbolIndex], stubSlot = stubSlots[relocation.symbolIndex]
                     if gotSlot >= 0 { inputs.G = UInt64(gotSlot) * 8 }
-                    if stubSlot >= 0 { inputs.L = base + UInt64(layout.stubOffset + Int(stubSlot) * architecture.stubSize) }
-                    switch architecture.compute(relocation.type, inputs, field: 0) {
+                    if stubSlot >= 0 { inputs.L = base + UInt64(layout.stubOffset + Int(stubSlot) * Architecture.stubSize) }
+                    switch Architecture.compute(relocation.type, inputs, field: 0) {
                     case .nothing:
                         continue
                     case .write(let width, let value, let mask):
@@ -40,7 +56,7 @@ struct Relocator {
                             throw LoadError(.relocationOutOfSection, file: object.name, section: section.name, offset: relocation.offset,
                                             "relocation \(architecture.typeName(relocation.type)) applies to a section without contents (SHT_NOBITS)")
                         }
-                        writes.append(FieldWrite(address: inputs.P, width: width, value: value, mask: mask))
+                        body(FieldWrite(address: inputs.P, width: width, value: value, mask: mask))
                     case .outOfRange(let value, let minimum, let maximum, let unsignedMaximum):
                         throw rangeError(relocation, object: object, section: section, value: value,
                                          range: unsignedMaximum.map { "[0, \($0)]" } ?? "[\(minimum), \(maximum)]")
@@ -52,7 +68,6 @@ struct Relocator {
                 }
             }
         }
-        return writes
     }
 
     private func rangeError(_ relocation: Relocation, object: ObjectFile, section: ObjectSection, value: Int64, range: String) -> LoadError {
@@ -75,39 +90,60 @@ struct Relocator {
         return LoadError(kind, file: object.name, section: section.name, offset: relocation.offset, symbol: name, message)
     }
 
-    /// Copies section contents into the module's writable memory and zero-fills the rest.
+    /// Copies section contents into the module's writable memory and zero-fills every byte no
+    /// section covers, so nothing of a previous user of the pages remains.
     func copySections(into memory: ModuleMemory) {
-        for region in memory.regions {
-            memory.pointer(region.start).initializeMemory(as: UInt8.self, repeating: 0, count: region.mappedSize)
-        }
+        var placed: [(start: UInt64, size: Int, contents: UnsafeRawBufferPointer?)] = []
         for (objectIndex, object) in objects.enumerated() {
-            for section in object.sections where section.hasFileContents && section.size > 0 {
+            for section in object.sections where section.size > 0 {
                 guard let offset = layout.sectionOffsets[objectIndex][section.index] else { continue }
-                let contents = object.contents(of: section.index)
-                memory.pointer(base + UInt64(offset)).copyMemory(from: contents.baseAddress!, byteCount: contents.count)
+                placed.append((base + UInt64(offset), section.size, section.hasFileContents ? object.contents(of: section.index) : nil))
+            }
+        }
+        placed.sort { $0.start < $1.start }
+
+        var next = 0
+        for region in memory.regions {
+            var cursor = region.start
+            let end = region.start + UInt64(region.mappedSize)
+            while next < placed.count, placed[next].start < end {
+                let section = placed[next]
+                if section.start > cursor {
+                    memory.pointer(cursor).initializeMemory(as: UInt8.self, repeating: 0, count: Int(section.start - cursor))
+                }
+                if let contents = section.contents {
+                    memory.pointer(section.start).copyMemory(from: contents.baseAddress!, byteCount: section.size)
+                } else {
+                    memory.pointer(section.start).initializeMemory(as: UInt8.self, repeating: 0, count: section.size)
+                }
+                cursor = max(cursor, section.start + UInt64(section.size))
+                next += 1
+            }
+            if end > cursor {
+                memory.pointer(cursor).initializeMemory(as: UInt8.self, repeating: 0, count: Int(end - cursor))
             }
         }
     }
 
-    /// Writes the computed fields, the GOT entries and the branch stubs.
-    func write(_ writes: [FieldWrite], into memory: ModuleMemory) {
-        for write in writes {
-            let field = memory.pointer(write.address)
-            switch write.width {
-            case 1:
-                let old = UInt64(field.load(as: UInt8.self))
-                field.storeBytes(of: UInt8(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)), as: UInt8.self)
-            case 2:
-                let old = UInt64(UInt16(littleEndian: field.loadUnaligned(as: UInt16.self)))
-                field.storeBytes(of: UInt16(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt16.self)
-            case 4:
-                let old = UInt64(UInt32(littleEndian: field.loadUnaligned(as: UInt32.self)))
-                field.storeBytes(of: UInt32(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt32.self)
-            default:
-                let old = UInt64(littleEndian: field.loadUnaligned(as: UInt64.self))
-                field.storeBytes(of: ((old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt64.self)
-            }
+    private func write(_ write: FieldWrite, into memory: ModuleMemory) {
+        let field = memory.pointer(write.address)
+        switch write.width {
+        case 1:
+            let old = UInt64(field.load(as: UInt8.self))
+            field.storeBytes(of: UInt8(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)), as: UInt8.self)
+        case 2:
+            let old = UInt64(UInt16(littleEndian: field.loadUnaligned(as: UInt16.self)))
+            field.storeBytes(of: UInt16(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt16.self)
+        case 4:
+            let old = UInt64(UInt32(littleEndian: field.loadUnaligned(as: UInt32.self)))
+            field.storeBytes(of: UInt32(truncatingIfNeeded: (old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt32.self)
+        default:
+            let old = UInt64(littleEndian: field.loadUnaligned(as: UInt64.self))
+            field.storeBytes(of: ((old & ~write.mask) | (write.value & write.mask)).littleEndian, as: UInt64.self)
         }
+    }
+
+    private func writeGOTAndStubs(into memory: ModuleMemory) {
         for (slot, symbol) in layout.gotOrder.enumerated() {
             let target = resolved.addresses[symbol.object][symbol.index]
             memory.pointer(base + UInt64(layout.gotOffset + slot * 8)).storeBytes(of: target.littleEndian, as: UInt64.self)

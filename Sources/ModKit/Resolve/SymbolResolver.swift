@@ -38,49 +38,51 @@ struct SymbolResolver {
 
     func resolve(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout, base: UInt64) throws(LoadError) -> ResolvedSymbols {
         var result = ResolvedSymbols(addresses: [])
-        var externals: [String: UInt64] = [:]
+        var externals = Array(repeating: UInt64(0), count: symbols.undefinedNames.count)
         var missing: [String] = []
 
-        for (name, allWeak) in symbols.undefined.sorted(by: { $0.key < $1.key }) {
+        for (externalIndex, name) in symbols.undefinedNames.enumerated() {
+            let allWeak = symbols.undefinedAllWeak[externalIndex]
             if let address = synthetic(name, layout: layout, base: base) {
-                externals[name] = address
+                externals[externalIndex] = address
             } else if let export = lookupExport(name) {
-                externals[name] = export.address
+                externals[externalIndex] = export.address
                 result.external[name] = .module(export.owner)
                 result.boundExports.append(export)
             } else if let address = hostSymbols[name] {
-                externals[name] = address
+                externals[externalIndex] = address
                 result.external[name] = .host
             } else if processPolicy.permits(name), let address = Self.processSymbol(name) {
-                externals[name] = address
+                externals[externalIndex] = address
                 result.external[name] = .process
             } else if allWeak {
-                externals[name] = 0
+                externals[externalIndex] = 0
                 result.external[name] = .undefinedWeak
             } else {
                 missing.append(name)
             }
         }
         if !missing.isEmpty {
-            throw undefinedSymbolsError(missing, objects: objects)
+            throw undefinedSymbolsError(missing.sorted(), objects: objects)
         }
 
+        // Defining entries first, so that every global can take its definition's address.
         for (objectIndex, object) in objects.enumerated() {
-            var addresses: [UInt64] = []
-            addresses.reserveCapacity(object.symbols.count)
-            for (index, symbol) in object.symbols.enumerated() {
-                if symbol.isLocal {
-                    addresses.append(localAddress(symbol, objectIndex: objectIndex, layout: layout, base: base))
+            result.addresses.append(object.symbols.map { localAddress($0, objectIndex: objectIndex, layout: layout, base: base) })
+        }
+        for objectIndex in objects.indices {
+            for (index, binding) in symbols.bindings[objectIndex].enumerated() {
+                switch binding {
+                case .local:
                     continue
-                }
-                let name = object.symbolName(index)
-                if let definition = symbols.definitions[name] {
-                    addresses.append(definedAddress(definition, name: name, objects: objects, layout: layout, base: base))
-                } else {
-                    addresses.append(externals[name] ?? 0)
+                case .defined(let location, let isCommon):
+                    result.addresses[objectIndex][index] = isCommon
+                        ? base + UInt64(layout.commonOffsets[symbols.globalName(object: location.object, index: location.index)]!)
+                        : result.addresses[location.object][location.index]
+                case .external(let externalIndex):
+                    result.addresses[objectIndex][index] = externals[externalIndex]
                 }
             }
-            result.addresses.append(addresses)
         }
         return result
     }
@@ -99,13 +101,6 @@ struct SymbolResolver {
         if symbol.isUndefined || symbol.isCommon { return 0 }
         guard let offset = layout.sectionOffsets[objectIndex][Int(symbol.sectionIndex)] else { return 0 }
         return base &+ UInt64(offset) &+ symbol.value
-    }
-
-    private func definedAddress(_ definition: ModuleDefinition, name: String, objects: [ObjectFile],
-                                layout: ModuleLayout, base: UInt64) -> UInt64 {
-        if definition.isCommon { return base + UInt64(layout.commonOffsets[name]!) }
-        let symbol = objects[definition.object].symbols[definition.index]
-        return localAddress(symbol, objectIndex: definition.object, layout: layout, base: base)
     }
 
     static func processSymbol(_ name: String) -> UInt64? {

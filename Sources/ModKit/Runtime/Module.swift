@@ -26,16 +26,29 @@ public final class Module: @unchecked Sendable {
     var destructors: [UInt64] = []
     /// `atexit` and `__cxa_atexit` handlers registered by module code, run at removal.
     var exitHandlers: [(function: UInt64, argument: UInt64)] = []
-    public internal(set) var exports: [ExportedSymbol] = []
+    /// Exports declared with `EXPORT_SYMBOL`; empty for a plain object.
+    var declaredExports: [ExportedSymbol] = []
+    /// For a plain object without ModKit metadata, which exports every visible global.
+    var exportedGlobals: ModuleGlobals?
+
+    /// What the module exports, sorted by name.
+    public var exports: [ExportedSymbol] {
+        guard let exportedGlobals else { return declaredExports.sorted { $0.name < $1.name } }
+        return exportedGlobals.names.sorted().compactMap { exportedGlobals.export($0, owner: name) }
+    }
     /// Names of the modules whose exports this module binds.
     public internal(set) var dependencies: [String] = []
     /// Names of the modules that bind this module's exports.
     public internal(set) var users: [String] = []
-    /// Every global symbol the module defines, by name.
-    let definedSymbols: [String: UInt64]
+    /// Every global symbol the module defines, by name, and the addresses of every object's
+    /// symbols; shared with the link, not copied.
+    let symbols: ModuleSymbols
+    let symbolAddresses: [[UInt64]]
+    /// The objects the module was linked from; `symbols` refers to their string tables.
+    let objects: [ObjectFile]
 
     init(name: String, files: [String], info: ModuleInfo, memory: ModuleMemory, structure: UnsafeMutablePointer<CModKit.module>,
-         referenceIndex: UInt32, definedSymbols: [String: UInt64]) {
+         referenceIndex: UInt32, objects: [ObjectFile], symbols: ModuleSymbols, symbolAddresses: [[UInt64]]) {
         self.name = name
         self.files = files
         self.info = info
@@ -43,12 +56,14 @@ public final class Module: @unchecked Sendable {
         self.size = memory.span.size
         self.structure = structure
         self.referenceIndex = referenceIndex
-        self.definedSymbols = definedSymbols
+        self.objects = objects
+        self.symbols = symbols
+        self.symbolAddresses = symbolAddresses
     }
 
     /// The address of a global symbol the module defines.
     public func address(of symbol: String) -> UnsafeRawPointer? {
-        definedSymbols[symbol].flatMap { UnsafeRawPointer(bitPattern: UInt($0)) }
+        symbols.definition(named: symbol).flatMap { UnsafeRawPointer(bitPattern: UInt(symbolAddresses[$0.object][$0.index])) }
     }
 
     /// The memory regions of the module, with their final protections.
