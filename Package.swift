@@ -18,7 +18,11 @@ let package = Package(
         .executableTarget(
             name: "modkit",
             dependencies: ["ModKit"],
-            linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--export-dynamic"])]
+            // Modules written in C++ bind to the C++ runtime and unwinder of the host process.
+            linkerSettings: [
+                .linkedLibrary("dl"), .linkedLibrary("m"), .linkedLibrary("stdc++"), .linkedLibrary("gcc_s"),
+                .unsafeFlags(["-Xlinker", "--export-dynamic", "-Xlinker", "--no-as-needed"]),
+            ]
         ),
         .testTarget(
             name: "ModKitTests",

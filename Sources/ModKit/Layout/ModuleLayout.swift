@@ -55,7 +55,10 @@ struct ModuleLayout {
                 let kind = symbols.keptSections[objectIndex][section.index] ? RegionKind.of(section) : nil
                 kinds.append(kind)
                 if let kind {
-                    sectionOffsets[objectIndex][section.index] = place(section.size, alignment: section.alignment, in: kind)
+                    // An unwind table gets 4 zero bytes after it, the terminator the unwinder's
+                    // registration expects (a static link takes it from crtend.o).
+                    let size = section.name == ".eh_frame" ? section.size + 4 : section.size
+                    sectionOffsets[objectIndex][section.index] = place(size, alignment: section.alignment, in: kind)
                 }
             }
             regionOf.append(kinds)

@@ -23,6 +23,7 @@ extension ModuleHost {
         module.initFunction = job.metadata.initFunction
         module.exitFunction = job.metadata.exitFunction
         module.constructors = job.metadata.constructors
+        module.unwindTables = job.metadata.unwindTables
         module.destructors = job.metadata.destructors
         module.declaredExports = job.metadata.exports
         if job.metadata.exportsAllGlobals {
@@ -74,6 +75,7 @@ extension ModuleHost {
     /// Runs the constructors and `module_init`; on success the module goes live and its init
     /// memory is freed, on failure it is unwound completely.
     func initialize(_ module: Module) throws(LoadError) {
+        UnwindTables.register(module.unwindTables)
         for constructor in module.constructors { ModuleCode.callVoid(constructor) }
         let status = module.initFunction.map(ModuleCode.callInit) ?? 0
         guard status == 0 else {
@@ -120,6 +122,8 @@ extension ModuleHost {
 
     /// Frees everything the module owns: its name, its reference slot and its memory.
     func discard(_ module: Module) {
+        UnwindTables.deregister(module.unwindTables)
+        module.unwindTables = []
         free(UnsafeMutableRawPointer(mutating: module.structure.pointee.name))
         module.structure.pointee.name = nil
         module.structure.pointee.host = nil

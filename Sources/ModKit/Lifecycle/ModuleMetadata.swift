@@ -8,6 +8,8 @@ struct ModuleMetadata {
     var constructors: [UInt64] = []
     var destructors: [UInt64] = []
     var exports: [ExportedSymbol] = []
+    /// Addresses of the module's `.eh_frame` sections, each followed by a zero terminator.
+    var unwindTables: [UInt64] = []
     /// A plain object (no ModKit metadata) exports every global symbol it defines with default
     /// visibility.
     var exportsAllGlobals = false
@@ -19,6 +21,7 @@ struct ModuleMetadata {
         initFunction = try Self.entryPoint(".modkit.init", in: sections, job: job, macro: "module_init")
         exitFunction = try Self.entryPoint(".modkit.exit", in: sections, job: job, macro: "module_exit")
         constructors = Self.functionArray(".init_array", in: sections, ascending: true)
+        unwindTables = sections.filter { $0.name == ".eh_frame" && $0.size > 0 }.map(\.address)
         destructors = Self.functionArray(".fini_array", in: sections, ascending: false)
 
         let hasMetadata = sections.contains { $0.name == ".modinfo" || $0.name.hasPrefix(".modkit.") }

@@ -23,6 +23,7 @@ public final class Module: @unchecked Sendable {
     var initFunction: UInt64?
     var exitFunction: UInt64?
     var constructors: [UInt64] = []
+    var unwindTables: [UInt64] = []
     var destructors: [UInt64] = []
     /// `atexit` and `__cxa_atexit` handlers registered by module code, run at removal.
     var exitHandlers: [(function: UInt64, argument: UInt64)] = []
