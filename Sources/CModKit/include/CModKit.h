@@ -3,3 +3,4 @@
 #include "modkit/host.h"
 #include "modkit/refcount_control.h"
 #include "modkit/syscalls.h"
+#include "modkit/process.h"

@@ -64,19 +64,22 @@ public struct RelocationSection: Sendable {
 
 /// The `Elf64_Rela` entries of one section, read in place from the object's bytes, which the
 /// parser has already checked entry by entry.
+/// Valid while the `ObjectFile` it came from is alive.
 public struct RelocationList: RandomAccessCollection, @unchecked Sendable {
-    let image: ObjectImage
-    let offset: Int
+    let entries: UnsafeRawPointer
     public let count: Int
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { count }
 
+    @inline(__always)
     public subscript(index: Int) -> Relocation {
-        let at = offset + index * ELF.relaSize
-        let info = image.u64(at + 8)
-        return Relocation(offset: image.u64(at), type: UInt32(truncatingIfNeeded: info), symbolIndex: Int(info >> 32),
-                          addend: Int64(bitPattern: image.u64(at + 16)))
+        precondition(index >= 0 && index < count, "relocation index out of range")
+        let entry = entries + index * ELF.relaSize
+        let info = UInt64(littleEndian: entry.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        return Relocation(offset: UInt64(littleEndian: entry.loadUnaligned(as: UInt64.self)),
+                          type: UInt32(truncatingIfNeeded: info), symbolIndex: Int(info >> 32),
+                          addend: Int64(bitPattern: UInt64(littleEndian: entry.loadUnaligned(fromByteOffset: 16, as: UInt64.self))))
     }
 }
 

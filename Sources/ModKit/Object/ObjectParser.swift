@@ -333,7 +333,7 @@ struct ObjectParser {
             }
         }
         return RelocationSection(index: section.index, target: target,
-                                 relocations: RelocationList(image: image, offset: section.offset, count: count))
+                                 relocations: RelocationList(entries: UnsafeRawPointer(image.base + section.offset), count: count))
     }
 
     // MARK: Groups

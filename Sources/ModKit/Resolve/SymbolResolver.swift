@@ -39,6 +39,7 @@ struct SymbolResolver {
     func resolve(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout, base: UInt64) throws(LoadError) -> ResolvedSymbols {
         var result = ResolvedSymbols(addresses: [])
         var externals = Array(repeating: UInt64(0), count: symbols.undefinedNames.count)
+        ProcessSymbols.revalidate()
         var missing: [String] = []
 
         for (externalIndex, name) in symbols.undefinedNames.enumerated() {
@@ -52,7 +53,7 @@ struct SymbolResolver {
             } else if let address = hostSymbols[name] {
                 externals[externalIndex] = address
                 result.external[name] = .host
-            } else if processPolicy.permits(name), let address = Self.processSymbol(name) {
+            } else if processPolicy.permits(name), let address = ProcessSymbols.address(of: name) {
                 externals[externalIndex] = address
                 result.external[name] = .process
             } else if allWeak {
@@ -101,11 +102,6 @@ struct SymbolResolver {
         if symbol.isUndefined || symbol.isCommon { return 0 }
         guard let offset = layout.sectionOffsets[objectIndex][Int(symbol.sectionIndex)] else { return 0 }
         return base &+ UInt64(offset) &+ symbol.value
-    }
-
-    static func processSymbol(_ name: String) -> UInt64? {
-        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
-        return UInt64(UInt(bitPattern: address))
     }
 
     /// Lists every missing symbol with the places that reference it, as lld does.
