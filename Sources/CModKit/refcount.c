@@ -4,7 +4,7 @@
  * Why the counts are safe to act on
  * ---------------------------------
  * try_module_get adds 1 to the gets counter of the module's slot in the
- * calling thread's block, then loads mod->live; module_put adds 1 to the
+ * calling thread's block, then loads mod->live. module_put adds 1 to the
  * puts counter, then loads the slot's going flag. Only the owning thread
  * writes a block, so neither needs a locked instruction. The remover sets
  * going and clears live, then issues membarrier(PRIVATE_EXPEDITED), then
@@ -30,7 +30,7 @@
  *    are therefore counted apart, and the sum reads every puts counter
  *    before any gets counter, with an acquire fence between. The put runs
  *    after a release fence, and the get happened before the put, so a sum
- *    that sees a put also sees its get. The sum can be too high (a get
+ *    that reads a put also reads its get. The sum can be too high (a get
  *    counted without its later put), which only makes the remover wait
  *    longer, but never lower than the number of references held throughout
  *    the sum.
@@ -190,7 +190,7 @@ void modkit_ref_start(struct module *mod)
     if (mod == NULL)
         return;
     __atomic_store_n(&__modkit_ref_slot_state[mod->ref_index].going, 0u, __ATOMIC_SEQ_CST);
-    /* Release: a thread whose get sees live also sees what module_init wrote. */
+    /* Release: a get that reads live == 1 also observes what module_init wrote. */
     __atomic_store_n(&mod->live, 1, __ATOMIC_RELEASE);
 }
 
@@ -209,14 +209,14 @@ int modkit_ref_stop(struct module *mod)
         return -EOPNOTSUPP;
     }
 
-    /* going before live: a get that sees live == 0 then sees going in the
-     * put that undoes it. */
+    /* going before live: a get that reads live == 0 then reads going == 1 in
+     * the put that undoes it. */
     __atomic_store_n(&__modkit_ref_slot_state[mod->ref_index].going, 1u, __ATOMIC_SEQ_CST);
     __atomic_store_n(&mod->live, 0, __ATOMIC_SEQ_CST);
 
     if (modkit_ref_mode() == MODKIT_REF_MODE_MEMBARRIER)
         return modkit_membarrier_private_expedited();
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    MODKIT_REF_FENCE(__ATOMIC_SEQ_CST);
     return 0;
 }
 
@@ -264,7 +264,7 @@ int modkit_ref_wait_zero(struct module *mod, long timeout_ns)
             if (remaining <= 0)
                 return -ETIMEDOUT;
         }
-        /* Returns at once if a put bumped wake_seq after it was read; a
+        /* Returns at once if a put bumped wake_seq after it was read. A
          * timeout or signal also ends the sleep, and the loop sums again. */
         modkit_futex_wait(&state->wake_seq, seen, remaining);
     }

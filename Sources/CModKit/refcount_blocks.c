@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 
 struct counter_block {
-    /* Next older block; the list only grows, at its head. */
+    /* Next older block. The list only grows, at its head. */
     struct counter_block *next;
     /* 1 while a thread writes to counters, 0 when any thread may claim it.
      * Unused for the shared block. */
@@ -123,9 +123,9 @@ static struct counter_block *map_new_block(void)
 /* Gives the calling thread a block unless it has one. Uses only mmap,
  * atomics, pthread_sigmask and pthread_setspecific, so it is safe in a
  * signal handler.
- * NOTE: glibc's pthread_setspecific stores keys below 32 in the thread
- * descriptor without allocating; the key is created first thing at start,
- * so it is expected to be one of those, but nothing checks it. */
+ * NOTE: glibc's pthread_setspecific allocates nothing for keys below 32,
+ * which live in the thread descriptor. The key is created at start, so it
+ * is expected to be one of them, but nothing checks it. */
 static unsigned long *claim_thread_counters(void)
 {
     sigset_t all_signals;
@@ -165,7 +165,7 @@ void __modkit_ref_count_slow(unsigned int counter)
      * one instruction for signal handlers, and an atomic add is one. */
     if (counters == NULL)
         counters = shared_block.counters;
-    __atomic_fetch_add(&counters[counter], 1ul, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&counters[counter], 1ul, MODKIT_REF_ORDER(__ATOMIC_RELAXED));
 }
 
 long modkit_ref_sum(unsigned int ref_index)
@@ -180,10 +180,10 @@ long modkit_ref_sum(unsigned int ref_index)
     /* Puts first, then gets: see refcount.c for why this order keeps the sum
      * from falling below the number of references held. */
     for (block = __atomic_load_n(&block_list, __ATOMIC_ACQUIRE); block; block = block->next)
-        puts += __atomic_load_n(&block->counters[2 * ref_index + 1], __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        puts += __atomic_load_n(&block->counters[2 * ref_index + 1], MODKIT_REF_ORDER(__ATOMIC_RELAXED));
+    MODKIT_REF_FENCE(__ATOMIC_ACQUIRE);
     for (block = __atomic_load_n(&block_list, __ATOMIC_ACQUIRE); block; block = block->next)
-        gets += __atomic_load_n(&block->counters[2 * ref_index], __ATOMIC_RELAXED);
+        gets += __atomic_load_n(&block->counters[2 * ref_index], MODKIT_REF_ORDER(__ATOMIC_RELAXED));
 
     return (long)(gets - puts);
 }
