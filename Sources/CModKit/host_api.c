@@ -26,7 +26,7 @@ static const struct modkit_host_ops *host_ops(void)
 }
 
 /* Removes the KERN_* prefixes at the start of text and returns the level.
- * Several prefixes may follow each other, as in KERN_CONT KERN_INFO; an
+ * Several prefixes may follow each other, as in KERN_CONT KERN_INFO, and an
  * explicit level wins over KERN_CONT. */
 static int strip_level_prefix(const char **text)
 {

@@ -19,7 +19,7 @@ extern "C" {
 #define MODKIT_LOGLEVEL_CONT (-2)
 /* Level of a message with no prefix or with KERN_DEFAULT (KERN_WARNING). */
 #define MODKIT_LOGLEVEL_DEFAULT 4
-/* Maximum length of one message in bytes; longer messages are truncated. */
+/* Maximum length of one message in bytes. Longer messages are truncated. */
 #define MODKIT_LOG_LINE_MAX 1023
 
 /* Callbacks that the host installs once at start. A NULL member makes the

@@ -33,7 +33,7 @@ struct module {
     /* MODKIT_REF_FLAG_* bits, fixed before any module code runs. */
     unsigned int ref_flags;
     const char *name;
-    /* The host's own record of the module; modules must not touch it. */
+    /* The host's own record of the module. Modules must not touch it. */
     void *host;
     /* Pads the struct to one cache line. The host places it 64-byte aligned;
      * an aligned attribute here would hide the struct from Swift. */
@@ -149,12 +149,12 @@ struct modkit_ksym {
 /* Continues the previous message instead of starting a new one. */
 #define KERN_CONT KERN_SOH "c"
 
-/* Logs a message; a leading KERN_* prefix sets its level. Returns the number
+/* Logs a message. A leading KERN_* prefix sets its level. Returns the number
  * of characters logged, after removing the prefix and any truncation. The
  * host finds the calling module from the return address. */
 int printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* printk with the calling module named; the pr_* macros use it. */
+/* Logs like printk and names the calling module. The pr_* macros use it. */
 int _modkit_printk(struct module *owner, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -198,7 +198,7 @@ void *__symbol_get(const char *name);
 /* Drops the reference that __symbol_get took for name. */
 void __symbol_put(const char *name);
 
-/* symbol_get(sym) returns a pointer of type &sym; sym must be declared. */
+/* symbol_get(sym) returns a pointer of type &sym, so sym must be declared. */
 #ifdef __cplusplus
 #define symbol_get(sym) (reinterpret_cast<decltype(&(sym))>(__symbol_get(#sym)))
 #else
@@ -208,11 +208,11 @@ void __symbol_put(const char *name);
 
 /* ---- Commands that a module adds to the host ---- */
 
-/* Where a command writes its output; owned by the host. */
+/* A command's output stream, owned by the host. */
 struct modkit_output;
 
 struct modkit_command {
-    /* Set to THIS_MODULE; the host holds a reference on it while run runs. */
+    /* THIS_MODULE. The host holds a reference on it while run runs. */
     struct module *owner;
     const char *name;
     /* One line of help text. */

@@ -1,7 +1,7 @@
 /*
  * The host's side of module reference counting: choosing the mode at start,
  * setting up struct module, and stopping a module and waiting for its count
- * to reach zero before removal. The host decides when to do each step;
+ * to reach zero before removal. The host decides when to do each step, and
  * these functions only carry them out.
  */
 #ifndef MODKIT_REFCOUNT_CONTROL_H
@@ -16,11 +16,11 @@ extern "C" {
 #endif
 
 enum modkit_ref_mode {
-    /* Membarrier mode where the kernel supports it, otherwise fence mode;
-     * fence mode in ThreadSanitizer builds. */
+    /* Membarrier mode where the kernel supports it, otherwise fence mode.
+     * ThreadSanitizer builds always use fence mode. */
     MODKIT_REF_MODE_AUTO = 0,
-    /* Gets and puts carry only a compiler barrier; stopping a module issues
-     * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED). */
+    /* Gets and puts carry only a compiler barrier, and stopping a module
+     * issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED). */
     MODKIT_REF_MODE_MEMBARRIER = 1,
     /* Gets and puts carry a seq_cst fence. Needs no kernel support. */
     MODKIT_REF_MODE_FENCE = 2,
@@ -52,7 +52,7 @@ int modkit_module_struct_init(struct module *mod, const char *name, unsigned int
 /* Makes try_module_get succeed: after module_init returns, and again after
  * a removal that was called off. */
 void modkit_ref_start(struct module *mod);
-/* Same as modkit_ref_start; named for calling off a removal. */
+/* Does the same as modkit_ref_start, under a name for calling off a removal. */
 void modkit_ref_restart(struct module *mod);
 
 /* Makes every later try_module_get on mod fail, and returns once every get
