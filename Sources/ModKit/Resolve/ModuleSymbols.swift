@@ -26,13 +26,13 @@ struct ModuleSymbols: @unchecked Sendable {
     /// The merged definitions, in the order their names were first seen.
     private(set) var definitionList: [ModuleDefinition] = []
     private(set) var definitionNames: [SymbolName] = []
-    private var definitionIndex: [SymbolName: Int] = [:]
+    private var definitionIndex = SymbolNameTable()
     /// For each object, whether each section is kept (false for duplicate COMDAT members).
     var keptSections: [[Bool]]
     /// Globals referenced but not defined in the module, with whether every reference is weak.
     private(set) var undefinedNames: [String] = []
     private(set) var undefinedAllWeak: [Bool] = []
-    private var undefinedIndex: [SymbolName: Int] = [:]
+    private var undefinedIndex = SymbolNameTable()
     /// Per object, per symbol: the raw name of each global symbol (nil for locals).
     private var globalNames: [[SymbolName?]]
     /// Per object, per symbol: for a global, where the module defines it (which may be another
@@ -96,7 +96,7 @@ struct ModuleSymbols: @unchecked Sendable {
     }
 
     private mutating func mergeDefinitions(_ objects: [ObjectFile]) throws(LoadError) {
-        definitionIndex.reserveCapacity(objects.reduce(0) { $0 + $1.symbols.count })
+        definitionIndex = SymbolNameTable(minimumCapacity: objects.reduce(0) { $0 + $1.symbols.count })
         for (objectIndex, object) in objects.enumerated() {
             for (index, symbol) in object.symbols.enumerated() where !symbol.isLocal && isDefined(symbol, inObject: objectIndex) {
                 let name = globalNames[objectIndex][index]!
