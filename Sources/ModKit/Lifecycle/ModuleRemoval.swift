@@ -10,6 +10,8 @@ public struct RemovalError: Error, CustomStringConvertible, Sendable {
         case notLive
         case unloadDisabled
         case timedOut
+        /// The barrier that makes the count reliable failed; the module stays loaded.
+        case systemCallFailed
     }
 
     public var kind: Kind
@@ -85,10 +87,16 @@ extension ModuleHost {
     /// Stops new gets and reads the count reliably; refuses, waits or (forced) goes on.
     private func waitForReferences(_ module: Module, wait: Bool, force: Bool, timeout: Duration?) throws(RemovalError) {
         guard module.structure.pointee.ref_flags & MODKIT_REF_FLAG_NO_UNLOAD == 0 else {
-            modkit_ref_stop(module.structure)
+            // No counts to read: stopping only clears the live flag.
+            _ = modkit_ref_stop(module.structure)
             return
         }
-        modkit_ref_stop(module.structure)
+        let stopped = modkit_ref_stop(module.structure)
+        guard stopped == 0 else {
+            reviveAfterRefusal(module)
+            throw RemovalError(kind: .systemCallFailed, module: module.name,
+                               message: "module \(module.name) was not removed: membarrier failed (\(Errno(-stopped))), so its reference count cannot be read reliably; try again")
+        }
         let count = modkit_ref_sum(module.referenceIndex)
         if count == 0 || force { return }
         if !wait {
