@@ -7,6 +7,36 @@ struct Relocator {
     let resolved: ResolvedSymbols
     let architecture: any RelocationArchitecture.Type
     let base: UInt64
+    /// Per object, per symbol: what a relocation against it needs, in one record so that each
+    /// relocation reads one place.
+    private let links: [[SymbolLink]]
+
+    private struct SymbolLink {
+        var address: UInt64
+        var size: UInt64
+        /// Offset of the GOT entry from the GOT, or -1.
+        var gotOffset: Int64
+        /// Address of the branch stub, or 0.
+        var stub: UInt64
+    }
+
+    init(objects: [ObjectFile], layout: ModuleLayout, resolved: ResolvedSymbols,
+         architecture: any RelocationArchitecture.Type, base: UInt64) {
+        self.objects = objects
+        self.layout = layout
+        self.resolved = resolved
+        self.architecture = architecture
+        self.base = base
+        links = objects.indices.map { objectIndex in
+            let symbols = objects[objectIndex].symbols
+            let gotSlots = layout.gotSlotOf[objectIndex], stubSlots = layout.stubSlotOf[objectIndex]
+            return symbols.indices.map { index in
+                SymbolLink(address: resolved.addresses[objectIndex][index], size: symbols[index].size,
+                           gotOffset: gotSlots[index] >= 0 ? Int64(gotSlots[index]) * 8 : -1,
+                           stub: stubSlots[index] >= 0 ? base + UInt64(layout.stubOffset + Int(stubSlots[index]) * architecture.stubSize) : 0)
+            }
+        }
+    }
 
     /// Computes every field without writing, throwing the first relocation that does not fit.
     func check() throws(LoadError) {
@@ -30,20 +60,17 @@ struct Relocator {
         let got = base + UInt64(layout.gotOffset)
 
         for (objectIndex, object) in objects.enumerated() {
-            let addresses = resolved.addresses[objectIndex]
-            let gotSlots = layout.gotSlotOf[objectIndex], stubSlots = layout.stubSlotOf[objectIndex]
+            let symbols = links[objectIndex]
             for relocationSection in object.relocationSections {
                 guard let sectionOffset = layout.sectionOffsets[objectIndex][relocationSection.target] else { continue }
                 let section = object.sections[relocationSection.target]
                 let sectionAddress = base + UInt64(sectionOffset)
 
                 for relocation in relocationSection.relocations {
-                    let symbol = object.symbols[relocation.symbolIndex]
-                    var inputs = RelocationInputs(S: addresses[relocation.symbolIndex], A: relocation.addend,
-                                                  P: sectionAddress + relocation.offset, GOT: got, G: 0, L: nil, Z: symbol.size)
-                    let gotSlot = gotSlots[relocation.symbolIndex], stubSlot = stubSlots[relocation.symbolIndex]
-                    if gotSlot >= 0 { inputs.G = UInt64(gotSlot) * 8 }
-                    if stubSlot >= 0 { inputs.L = base + UInt64(layout.stubOffset + Int(stubSlot) * Architecture.stubSize) }
+                    let symbol = symbols[relocation.symbolIndex]
+                    let inputs = RelocationInputs(S: symbol.address, A: relocation.addend, P: sectionAddress + relocation.offset,
+                                                  GOT: got, G: symbol.gotOffset >= 0 ? UInt64(symbol.gotOffset) : 0,
+                                                  L: symbol.stub != 0 ? symbol.stub : nil, Z: symbol.size)
                     switch Architecture.compute(relocation.type, inputs, field: 0) {
                     case .nothing:
                         continue
