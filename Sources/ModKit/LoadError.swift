@@ -38,6 +38,7 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
         case systemCallFailed
         case badMetadata
         case initFailed
+        case invalidParameter
         case alreadyLoaded
         case noObjects
     }

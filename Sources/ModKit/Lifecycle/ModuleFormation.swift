@@ -4,7 +4,7 @@ import Glibc
 extension ModuleHost {
     /// Creates the module's record and `struct module`, publishes it as `coming` with its
     /// exports, and binds it to the modules it depends on.
-    func form(_ job: LinkJob, parameters: String) throws(LoadError) -> Module {
+    func form(_ job: LinkJob) throws(LoadError) -> Module {
         let referenceIndex: UInt32
         do {
             referenceIndex = try ReferenceSlots.allocate(file: job.file)
@@ -24,6 +24,7 @@ extension ModuleHost {
         module.exitFunction = job.metadata.exitFunction
         module.constructors = job.metadata.constructors
         module.unwindTables = job.metadata.unwindTables
+        module.allParameters = job.metadata.parameters
         module.destructors = job.metadata.destructors
         module.declaredExports = job.metadata.exports
         if job.metadata.exportsAllGlobals {
@@ -44,7 +45,6 @@ extension ModuleHost {
             discard(module)
             throw error
         }
-        logParameters(parameters, module: module)
         return module
     }
 
@@ -76,6 +76,7 @@ extension ModuleHost {
     /// memory is freed, on failure it is unwound completely.
     func initialize(_ module: Module) throws(LoadError) {
         UnwindTables.register(module.unwindTables)
+        module.unwindTablesRegistered = true
         for constructor in module.constructors { ModuleCode.callVoid(constructor) }
         let status = module.initFunction.map(ModuleCode.callInit) ?? 0
         guard status == 0 else {
@@ -122,19 +123,18 @@ extension ModuleHost {
 
     /// Frees everything the module owns: its name, its reference slot and its memory.
     func discard(_ module: Module) {
-        UnwindTables.deregister(module.unwindTables)
-        module.unwindTables = []
+        module.parameterStrings.withLock { strings in
+            for string in strings { free(string) }
+            strings = []
+        }
+        if module.unwindTablesRegistered {
+            UnwindTables.deregister(module.unwindTables)
+            module.unwindTablesRegistered = false
+        }
         free(UnsafeMutableRawPointer(mutating: module.structure.pointee.name))
         module.structure.pointee.name = nil
         module.structure.pointee.host = nil
         ReferenceSlots.release(module.referenceIndex)
         module.memory.release()
-    }
-
-    private func logParameters(_ parameters: String, module: Module) {
-        for word in parameters.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
-            let name = word.split(separator: "=", maxSplits: 1).first.map(String.init) ?? String(word)
-            log(4, module: module.name, "unknown parameter '\(name)' ignored")
-        }
     }
 }

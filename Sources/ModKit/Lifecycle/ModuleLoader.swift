@@ -43,7 +43,8 @@ extension ModuleHost {
             job.memory.release()
             throw error
         }
-        let module = try form(job, parameters: parameters)
+        let module = try form(job)
+        try setParameters(parameters, of: module)
         try statistics.measure(.initialize) { () throws(LoadError) in try initialize(module) }
         return module
     }

@@ -8,6 +8,8 @@ struct ModuleMetadata {
     var constructors: [UInt64] = []
     var destructors: [UInt64] = []
     var exports: [ExportedSymbol] = []
+    /// The module's `module_param` records, in `.modkit.param`.
+    var parameters: [ModuleParameter] = []
     /// Addresses of the module's `.eh_frame` sections, each followed by a zero terminator.
     var unwindTables: [UInt64] = []
     /// A plain object (no ModKit metadata) exports every global symbol it defines with default
@@ -22,6 +24,7 @@ struct ModuleMetadata {
         exitFunction = try Self.entryPoint(".modkit.exit", in: sections, job: job, macro: "module_exit")
         constructors = Self.functionArray(".init_array", in: sections, ascending: true)
         unwindTables = sections.filter { $0.name == ".eh_frame" && $0.size > 0 }.map(\.address)
+        parameters = try Self.parameters(in: sections, job: job)
         destructors = Self.functionArray(".fini_array", in: sections, ascending: false)
 
         let hasMetadata = sections.contains { $0.name == ".modinfo" || $0.name.hasPrefix(".modkit.") }
@@ -77,6 +80,27 @@ struct ModuleMetadata {
             }
         }
         return ascending ? functions : functions.reversed()
+    }
+
+    private static func parameters(in sections: [PlacedSection], job: LinkJob) throws(LoadError) -> [ModuleParameter] {
+        let stride = MemoryLayout<kernel_param>.stride
+        var parameters: [ModuleParameter] = []
+        for section in sections where section.name == ".modkit.param" {
+            guard section.size % stride == 0 else {
+                throw LoadError(.badMetadata, file: section.file, section: section.name,
+                                "parameter table size \(section.size) is not a multiple of \(stride) bytes; rebuild with this version's <modkit/module.h>")
+            }
+            for index in 0 ..< section.size / stride {
+                let pointer = UnsafePointer<kernel_param>(bitPattern: UInt(section.address) + UInt(index * stride))!
+                let entry = pointer.pointee
+                for field in [UInt(bitPattern: entry.name), UInt(bitPattern: entry.type)] where job.memory.region(containing: UInt64(field)) == nil {
+                    throw LoadError(.badMetadata, file: section.file, section: section.name, offset: UInt64(index * stride),
+                                    "parameter entry \(index) has a name or type outside the module")
+                }
+                parameters.append(ModuleParameter(pointer))
+            }
+        }
+        return parameters
     }
 
     private static func declaredExports(in sections: [PlacedSection], job: LinkJob) throws(LoadError) -> [ExportedSymbol] {

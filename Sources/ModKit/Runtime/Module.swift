@@ -1,4 +1,5 @@
 import CModKit
+import Synchronization
 
 /// A loaded module.
 ///
@@ -24,6 +25,13 @@ public final class Module: @unchecked Sendable {
     var exitFunction: UInt64?
     var constructors: [UInt64] = []
     var unwindTables: [UInt64] = []
+    /// Whether `unwindTables` are registered with the unwinder; libgcc aborts on deregistering
+    /// a table it does not know.
+    var unwindTablesRegistered = false
+    /// Every `module_param`, hidden ones included.
+    var allParameters: [ModuleParameter] = []
+    /// Guards setting and reading parameters, and holds the strings set for `charp` ones.
+    let parameterStrings = Mutex<[UnsafeMutablePointer<CChar>]>([])
     var destructors: [UInt64] = []
     /// `atexit` and `__cxa_atexit` handlers registered by module code, run at removal.
     var exitHandlers: [(function: UInt64, argument: UInt64)] = []

@@ -48,6 +48,7 @@ extern struct module __this_module __attribute__((visibility("hidden")));
 #endif
 
 #include "modkit/refcount.h"
+#include "modkit/moduleparam.h"
 
 #ifdef __cplusplus
 extern "C" {
