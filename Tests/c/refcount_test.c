@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,8 +547,11 @@ static void *litmus_getter(void *argument)
     unsigned int round;
 
     for (round = 1; round <= LITMUS_ROUNDS; round++) {
+        /* Yield while waiting: on an oversubscribed machine a spinning
+         * handshake can cost a whole time slice per round. The race itself
+         * (spin_randomly, then the get) does not yield. */
         while (__atomic_load_n(&litmus->round, __ATOMIC_ACQUIRE) != round)
-            ;
+            sched_yield();
         spin_randomly(&random_state, 64);
         write_scratch_lines(litmus, round);
         litmus->got = try_module_get(litmus->mod);
@@ -582,7 +586,7 @@ static void test_stop_races_single_get(void)
         modkit_ref_stop(litmus.mod);
         sum = modkit_ref_sum(litmus.mod->ref_index);
         while (__atomic_load_n(&litmus.getter_done, __ATOMIC_ACQUIRE) != round)
-            ;
+            sched_yield();
         if (litmus.got) {
             got++;
             wins_since_adjust++;
