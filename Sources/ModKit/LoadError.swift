@@ -51,6 +51,8 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
     public var symbol: String?
     /// The detail, already phrased: "relocation R_X86_64_PC32 out of range: ...".
     public var message: String
+    /// For `initFailed`: the value `module_init` returned, by convention a negative errno.
+    public var initResult: Int32?
 
     public init(_ kind: Kind, file: String, section: String? = nil, offset: UInt64? = nil,
                 symbol: String? = nil, _ message: String) {

@@ -85,8 +85,10 @@ extension ModuleHost {
             discard(module)
             let reason = status < 0 ? " (\(String(cString: strerror(-status))))" : ""
             log(3, module: nil, "\(module.name): init failed with error \(status)\(reason)")
-            throw LoadError(.initFailed, file: module.files.first ?? "",
-                            "module \(module.name): init failed with error \(status)\(reason); the module was not loaded")
+            var error = LoadError(.initFailed, file: module.files.first ?? "",
+                                  "module \(module.name): init failed with error \(status)\(reason); the module was not loaded")
+            error.initResult = status
+            throw error
         }
         registry.withLock { _ in module.state = .live }
         modkit_ref_start(module.structure)
