@@ -60,8 +60,10 @@ struct ParsedArguments {
     /// Options and positional arguments may be interleaved, and `--name=value` equals
     /// `--name value`. Short flags can be grouped (`-sv`), and a short option's value may be
     /// attached (`-r3`) or follow (`-r 3`). A lone `-` is a positional argument. `-h` and
-    /// `--help` are always accepted.
-    static func parse(_ arguments: [String], options: [OptionDefinition]) throws(UsageError) -> ParsedArguments {
+    /// `--help` are always accepted. With `optionsEndAtFirstOperand`, the first positional
+    /// argument and everything after it are positional, as for `modkit call COMMAND -x`.
+    static func parse(_ arguments: [String], options: [OptionDefinition],
+                      optionsEndAtFirstOperand: Bool = false) throws(UsageError) -> ParsedArguments {
         var parsed = ParsedArguments()
         var index = 0
         while index < arguments.count {
@@ -82,6 +84,9 @@ struct ParsedArguments {
                 try parsed.parseLongOption(argument, options: options, arguments: arguments, index: &index)
             } else if argument.hasPrefix("-") && argument != "-" {
                 try parsed.parseShortOptions(argument, options: options, arguments: arguments, index: &index)
+            } else if optionsEndAtFirstOperand {
+                parsed.positionals = Array(arguments[(index - 1)...])
+                break
             } else {
                 parsed.positionals.append(argument)
             }

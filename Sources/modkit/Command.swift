@@ -8,6 +8,10 @@ enum ExitStatus {
     static let failure: Int32 = 1
     /// The command line was invalid.
     static let usage: Int32 = 2
+    /// No daemon answers at the socket: it is not running, or the socket cannot be opened.
+    static let noDaemon: Int32 = 3
+    /// The daemon rejected the client (another user) or the protocol did not match.
+    static let rejected: Int32 = 4
 }
 
 /// One `modkit` subcommand: its syntax, its help, and the work it does.
@@ -21,6 +25,9 @@ protocol Command {
     /// Paragraphs shown by `--help` between the usage line and the options.
     static var discussion: String { get }
     static var options: [OptionDefinition] { get }
+    /// Whether the first operand ends the options, so that the arguments after it may start
+    /// with `-` (`modkit call COMMAND -v`). False unless a command says otherwise.
+    static var optionsEndAtFirstOperand: Bool { get }
 
     /// Checks the parsed arguments. Throws for anything the syntax allows but the command
     /// cannot accept, such as a missing operand.
@@ -31,6 +38,8 @@ protocol Command {
 }
 
 extension Command {
+    static var optionsEndAtFirstOperand: Bool { false }
+
     static var helpText: String {
         var text = "usage: \(usage)\n\n\(discussion)\n"
         let allOptions = options + [OptionDefinition(long: "help", short: "h", help: "show this help and exit")]
@@ -49,7 +58,7 @@ extension Command {
         let parsed: ParsedArguments
         let command: Self
         do {
-            parsed = try ParsedArguments.parse(arguments, options: options)
+            parsed = try ParsedArguments.parse(arguments, options: options, optionsEndAtFirstOperand: optionsEndAtFirstOperand)
             if parsed.helpRequested {
                 print(helpText, terminator: "")
                 return ExitStatus.success
