@@ -72,11 +72,33 @@ public enum Daemonizer {
             dup2(null, STDOUT_FILENO)
             if null > STDERR_FILENO { close(null) }
         }
+        closeInheritedDescriptors(except: writeEnd)
         _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
         return body { error in
             let text = Array((error ?? "ready").utf8)
             _ = write(writeEnd, text, text.count)
             close(writeEnd)
+        }
+    }
+
+    /// Closes every descriptor above standard error except `kept`. A descriptor the daemon
+    /// inherited would keep its other end open for as long as the daemon runs; a parent that
+    /// watches a pipe for the end of its child would then wait for the daemon too.
+    private static func closeInheritedDescriptors(except kept: Int32) {
+        var open: [Int32] = []
+        if let directory = opendir("/proc/self/fd") {
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if let descriptor = Int32(name) { open.append(descriptor) }
+            }
+            let own = dirfd(directory)
+            closedir(directory)
+            open.removeAll { $0 == own }
+        } else {
+            open = Array(0 ..< 1024)
+        }
+        for descriptor in open where descriptor > STDERR_FILENO && descriptor != kept {
+            close(descriptor)
         }
     }
 
