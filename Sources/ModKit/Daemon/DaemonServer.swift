@@ -150,8 +150,9 @@ public final class DaemonServer: @unchecked Sendable {
             return
         }
         guard peer.uid == ownerUID || peer.uid == 0 else {
-            let message = "permission denied: this daemon serves only uid \(ownerUID) and root, not uid \(peer.uid)"
-            log.log(4, module: nil, "rejected a connection from pid \(peer.pid) uid \(peer.uid): only uid \(ownerUID) and root are served")
+            let served = ownerUID == 0 ? "root" : "uid \(ownerUID) and root"
+            let message = "permission denied: this daemon serves only \(served), not uid \(peer.uid)"
+            log.log(4, module: nil, "rejected a connection from pid \(peer.pid) uid \(peer.uid): only \(served) may connect")
             try? send(connection, status: EACCES, message: message)
             return
         }
@@ -165,11 +166,13 @@ public final class DaemonServer: @unchecked Sendable {
                 closeDescriptor(&descriptor)
                 log.log(4, module: nil, "rejected a request from pid \(peer.pid) uid \(peer.uid): \(error.message)")
                 try? send(connection, status: error.status, message: error.message)
+                drain(connection)
                 return
             } catch {
                 closeDescriptor(&descriptor)
                 log.log(4, module: nil, "dropped the connection of pid \(peer.pid) uid \(peer.uid): \(error)")
                 try? send(connection, status: (error as? SocketError)?.errno.rawValue ?? EIO, message: "\(error)")
+                drain(connection)
                 return
             }
             guard let request else { return }
@@ -180,6 +183,19 @@ public final class DaemonServer: @unchecked Sendable {
                 // The client went away before its reply was sent; nothing is left to clean up.
                 return
             }
+        }
+    }
+
+    /// Ends a connection whose request was rejected so that the client can still read the
+    /// reply: closing a Unix socket with unread input resets it, and the reset discards the
+    /// reply. Reads and drops at most 1 MiB for at most 1 second, then gives up.
+    private func drain(_ connection: UnixSocket) {
+        connection.shutdownSending()
+        let deadline = ContinuousClock.now + .seconds(1)
+        var dropped = 0
+        while dropped < 1 << 20 {
+            guard let bytes = try? connection.receiveAvailable(max: 64 << 10, deadline: deadline), !bytes.isEmpty else { return }
+            dropped += bytes.count
         }
     }
 
@@ -241,7 +257,7 @@ public final class DaemonServer: @unchecked Sendable {
             shuttingDown = true
             return Array(connections.values)
         }
-        for connection in open { connection.shutdown() }
+        for connection in open { connection.shutdownReceiving() }
         let remaining: Int = connectionLock.withLock {
             while !connections.isEmpty {
                 let left = deadline - .now

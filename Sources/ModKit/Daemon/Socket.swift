@@ -47,9 +47,14 @@ public final class UnixSocket: @unchecked Sendable {
         Glibc.close(descriptor)
     }
 
-    /// Stops further receives (and sends, with `both`), which wakes a thread blocked in either.
-    public func shutdown(both: Bool = false) {
-        _ = Glibc.shutdown(descriptor, Int32(both ? SHUT_RDWR : SHUT_RD))
+    /// Stops further receives, which wakes a thread blocked in one with end of file.
+    public func shutdownReceiving() {
+        _ = Glibc.shutdown(descriptor, Int32(SHUT_RD))
+    }
+
+    /// Stops further sends; the peer reads end of file.
+    public func shutdownSending() {
+        _ = Glibc.shutdown(descriptor, Int32(SHUT_WR))
     }
 
     // MARK: Creating
@@ -277,6 +282,19 @@ public final class UnixSocket: @unchecked Sendable {
             }
         }
         return try result.get() || count == 0 ? bytes : nil
+    }
+
+    /// Receives what is available, up to `max` bytes, waiting until `deadline` for the first
+    /// byte. Returns an empty array at end of file.
+    public func receiveAvailable(max: Int, deadline: ContinuousClock.Instant?) throws(SocketError) -> [UInt8] {
+        try waitReadable(until: deadline)
+        var bytes = [UInt8](repeating: 0, count: max)
+        while true {
+            let count = bytes.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw SocketError("receive", errno: errno) }
+            return Array(bytes[..<count])
+        }
     }
 
     private func receiveOnce(_ start: UnsafeMutableRawPointer, _ count: Int, _ receivedDescriptor: UnsafeMutablePointer<Int32>?) -> Int {
