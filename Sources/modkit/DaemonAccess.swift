@@ -5,22 +5,25 @@ import ModKit
 struct ToolFailure: Error {
     var lines: [String]
     var status: Int32
+    /// kmod's severity word: ERROR, or FATAL where modprobe uses it.
+    var severity = "ERROR"
 
-    init(_ lines: [String], status: Int32 = ExitStatus.failure) {
+    init(_ lines: [String], status: Int32 = ExitStatus.failure, severity: String = "ERROR") {
         self.lines = lines
         self.status = status
+        self.severity = severity
     }
 
-    init(_ line: String, status: Int32 = ExitStatus.failure) {
-        self.init([line], status: status)
+    init(_ line: String, status: Int32 = ExitStatus.failure, severity: String = "ERROR") {
+        self.init([line], status: status, severity: severity)
     }
 }
 
 extension Command {
-    /// Prints `modkit NAME: ERROR: MESSAGE`, kmod's format with the tool's name in front, and
-    /// then `details` as they are.
-    static func reportKmodError(_ message: String, details: String = "") {
-        var text = "modkit \(name): ERROR: \(message)\n"
+    /// Prints `modkit NAME: ERROR: MESSAGE` (or another severity), kmod's format with the
+    /// tool's name in front, and then `details` as they are.
+    static func reportKmodError(_ message: String, details: String = "", severity: String = "ERROR") {
+        var text = "modkit \(name): \(severity): \(message)\n"
         if !details.isEmpty { text += details.hasSuffix("\n") ? details : details + "\n" }
         writeToStandardError(text)
     }
@@ -28,7 +31,7 @@ extension Command {
     /// Prints a failure and returns its exit status.
     static func report(_ failure: ToolFailure) -> Int32 {
         guard let first = failure.lines.first else { return failure.status }
-        reportKmodError(first, details: failure.lines.dropFirst().joined(separator: "\n"))
+        reportKmodError(first, details: failure.lines.dropFirst().joined(separator: "\n"), severity: failure.severity)
         return failure.status
     }
 }

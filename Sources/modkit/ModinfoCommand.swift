@@ -108,7 +108,8 @@ struct ModinfoCommand: Command {
             if !order.contains(name) { order.append(name) }
             if key == "parm" { descriptions[name] = text } else { types[name] = text }
         }
-        return order.map { name in
+        // Compilers emit .modinfo strings in different orders, so parameters go by name.
+        return order.sorted().map { name in
             name + ":" + (descriptions[name] ?? "") + (types[name].map { " (\($0))" } ?? "")
         }
     }

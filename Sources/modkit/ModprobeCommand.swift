@@ -78,7 +78,7 @@ struct ModprobeCommand: Command {
     private func load(_ context: ModprobeContext) throws(ToolFailure) {
         let names = context.resolve(target.normalizedModuleName)
         guard !names.isEmpty else {
-            throw ToolFailure("Module \(target) not found in directory \(context.database.directory)")
+            throw ToolFailure("Module \(target) not found in directory \(context.database.directory)", severity: "FATAL")
         }
         var plan: [String] = []
         for name in names { context.plan(name, into: &plan) }
@@ -132,7 +132,7 @@ struct ModprobeCommand: Command {
         let loaded = try Self.loadedModules()
         let names = loaded.contains { $0.name == requested } ? [requested] : context.resolve(requested)
         guard let name = names.first(where: { candidate in loaded.contains { $0.name == candidate } }) else {
-            throw ToolFailure("Module \(requested) is not currently loaded")
+            throw ToolFailure("Module \(requested) is not currently loaded", severity: "FATAL")
         }
         try RmmodCommand.remove(name, wait: waits, force: false)
 
