@@ -13,7 +13,7 @@ struct CallCommand: Command {
         command. Without COMMAND, lists the registered commands with their modules.
 
         Exit status: 0 when the command returned 0, 1 when it returned anything else or was
-        not found, 3 when no daemon answers, 4 when the daemon rejects this client.
+        not found, 3 when no daemon accepts the connection, 4 when the daemon rejects this client.
         """
     static let options: [OptionDefinition] = []
     static let optionsEndAtFirstOperand = true

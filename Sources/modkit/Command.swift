@@ -8,7 +8,7 @@ enum ExitStatus {
     static let failure: Int32 = 1
     /// The command line was invalid.
     static let usage: Int32 = 2
-    /// No daemon answers at the socket: it is not running, or the socket cannot be opened.
+    /// No daemon accepts the connection: it is not running, or the socket cannot be opened.
     static let noDaemon: Int32 = 3
     /// The daemon rejected the client (another user) or the protocol did not match.
     static let rejected: Int32 = 4

@@ -38,7 +38,7 @@ extension Command {
 
 /// The connection of a client tool to `modkit host`.
 enum DaemonAccess {
-    /// The socket path the tools use: `MODKIT_SOCKET`, else the default for this user.
+    /// Returns the socket path the tools use: `MODKIT_SOCKET`, else the default for this user.
     static func socketPath() throws(ToolFailure) -> String {
         guard let path = DaemonSocketPath.defaultPath() else {
             throw ToolFailure(DaemonSocketPath.missingDefault, status: ExitStatus.noDaemon)
@@ -46,8 +46,8 @@ enum DaemonAccess {
         return path
     }
 
-    /// Connects to the daemon. A daemon that does not answer gives an error and a hint on how
-    /// to start one.
+    /// Connects to the daemon. When no daemon accepts the connection, the failure carries a
+    /// hint on how to start one.
     static func connect() throws(ToolFailure) -> DaemonClient {
         let path = try socketPath()
         do {
@@ -103,7 +103,7 @@ enum DaemonAccess {
         }
     }
 
-    /// The daemon's settings, or nil if no daemon answers.
+    /// Returns the daemon's settings, or nil if no daemon replies.
     static func daemonInfoIfRunning() -> DaemonInfo? {
         guard let path = try? socketPath(), let client = try? DaemonClient(path: path) else { return nil }
         defer { client.close() }
@@ -132,8 +132,8 @@ func parameterString(_ arguments: [String]) -> String {
     }.joined(separator: " ")
 }
 
-/// The module name for a name or file name given to rmmod: no directory, no `.o`, and `-`
-/// as `_`.
+/// Returns the module name for a name or file name given to rmmod: no directory, no `.o`,
+/// and `-` as `_`.
 func moduleName(fromArgument argument: String) -> String {
     var base = Substring(argument.split(separator: "/").last ?? Substring(argument))
     if base.hasSuffix(".o") { base = base.dropLast(2) }

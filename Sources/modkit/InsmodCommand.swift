@@ -13,8 +13,8 @@ struct InsmodCommand: Command {
         Parameters are joined with spaces; a value that contains a space is quoted.
 
         Exit status: 0 when the module was loaded, 1 when the daemon could not load it,
-        2 for an invalid command line, 3 when no daemon answers at the socket ($MODKIT_SOCKET),
-        4 when the daemon rejects this client.
+        2 for an invalid command line, 3 when no daemon accepts the connection at the socket
+        ($MODKIT_SOCKET), 4 when the daemon rejects this client.
         """
     static let options = [
         OptionDefinition(long: "pass-fd", help: "pass an open descriptor of FILE instead of its contents"),

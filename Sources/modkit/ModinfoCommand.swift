@@ -66,7 +66,7 @@ struct ModinfoCommand: Command {
         return candidate
     }
 
-    /// The lines modinfo prints for one file.
+    /// Returns the lines modinfo prints for one file.
     private func describe(file: String) throws(ToolFailure) -> String {
         let info: ModuleInfo
         do throws(LoadError) {
@@ -114,7 +114,7 @@ struct ModinfoCommand: Command {
         }
     }
 
-    /// The module names the file needs, from modules.dep beside it.
+    /// Returns the module names the file needs, from modules.dep beside it.
     private static func dependencies(of file: String) -> [String] {
         let slash = file.lastIndex(of: "/")!
         let directory = String(file[..<slash])

@@ -24,7 +24,8 @@ struct ModprobeCommand: Command {
         daemon's --module-dir.
 
         Exit status: 0 on success, 1 when a module is missing or fails to load or be removed,
-        2 for an invalid command line, 3 when no daemon answers, 4 when it rejects this client.
+        2 for an invalid command line, 3 when no daemon accepts the connection, 4 when it
+        rejects this client.
         """
     static let options = [
         OptionDefinition(long: "remove", short: "r", help: "remove the module and the dependencies nothing else uses"),
@@ -173,8 +174,8 @@ struct ModprobeContext {
         }
     }
 
-    /// The modules `name` stands for: a configured alias, the module itself, an alias of
-    /// modules.alias, or the exporter of `symbol:NAME`. Aliases skip blacklisted modules.
+    /// Returns the modules `name` resolves to: a configured alias, the module itself, an alias
+    /// of modules.alias, or the exporter of `symbol:NAME`. Aliases skip blacklisted modules.
     func resolve(_ name: String) -> [String] {
         let configured = configuration.modules(matchingAlias: name)
         if !configured.isEmpty { return configured.filter { !configuration.blacklist.contains($0) } }
@@ -200,7 +201,7 @@ struct ModprobeContext {
         for post in softDependencies?.post ?? [] { self.plan(post, into: &plan, visiting: &visiting) }
     }
 
-    /// The configured options of `name`, then `extra`, as one parameter string.
+    /// Returns the configured options of `name`, then `extra`, as one parameter string.
     func parameters(for name: String, extra: [String]) -> String {
         parameterString((configuration.options[name] ?? []) + extra)
     }

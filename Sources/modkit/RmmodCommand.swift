@@ -13,7 +13,8 @@ struct RmmodCommand: Command {
         exit at once and taints the daemon (R): code still running in the module will crash.
 
         Exit status: 0 when every module was removed, 1 when one could not be, 2 for an
-        invalid command line, 3 when no daemon answers, 4 when the daemon rejects this client.
+        invalid command line, 3 when no daemon accepts the connection, 4 when the daemon
+        rejects this client.
         """
     static let options = [
         OptionDefinition(long: "wait", short: "w", help: "wait until the module is unused, then remove it"),

@@ -8,7 +8,7 @@ struct StatusCommand: Command {
     static let discussion = """
         Prints the daemon's socket, process ID, version, protocol version, reference counting
         mode, module area, taint, module directory, configuration file, image size limit and
-        number of loaded modules. Exits with 3 when no daemon answers.
+        number of loaded modules. Exits with 3 when no daemon accepts the connection.
         """
     static let options: [OptionDefinition] = []
 

@@ -19,12 +19,12 @@ struct DaemonMalformedRequestTests {
         return try Reply(payload: payload[...])
     }
 
-    /// Whether the daemon closed the connection: the next read is end of file.
+    /// Returns whether the daemon closed the connection: the next read is end of file.
     private func isClosed(_ socket: UnixSocket) throws -> Bool {
         try socket.receive(count: 1, deadline: .now + .seconds(20)) == nil
     }
 
-    /// Checks that the daemon answers a new client and has no module loaded.
+    /// Checks that the daemon replies to a new client and has no module loaded.
     private func expectServingWithNothingLoaded(_ daemon: RunningDaemon) throws {
         let client = try DaemonClient(path: daemon.socket, replyTimeout: .seconds(20))
         defer { client.close() }

@@ -115,7 +115,7 @@ struct DaemonTests {
         try await daemon.stop()
     }
 
-    /// The pid the daemon logged for the load, which is the insmod process.
+    /// Returns the pid the daemon logged for the load, which is the insmod process.
     private func logPid(_ log: String) -> String {
         guard let line = logLines(log, containing: "loaded module").first, let range = line.range(of: "for pid ") else { return "" }
         return String(line[range.upperBound...].prefix { $0.isNumber })

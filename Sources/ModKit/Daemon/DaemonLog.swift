@@ -64,7 +64,7 @@ public final class DaemonLog: @unchecked Sendable {
         log(record.level, module: record.module, record.text, timestamp: record.timestamp)
     }
 
-    /// The records after `sequence`, oldest first.
+    /// Returns the records after `sequence`, oldest first.
     public func records(after sequence: UInt64 = 0) -> [LogEntry] {
         lock.withLock { unlockedRecords(after: sequence) }
     }
@@ -95,7 +95,7 @@ public final class DaemonLog: @unchecked Sendable {
         }
     }
 
-    /// One line as `dmesg` prints it, with the level name: `[    1.234567] info: hello: text`.
+    /// Formats one line as `dmesg` prints it, with the level name: `[    1.234567] info: hello: text`.
     public static func format(_ entry: LogEntry, withLevel: Bool = true) -> String {
         var line = formatTimestamp(entry.timestamp) + " "
         if withLevel { line += levelNames[min(max(entry.level, 0), 7)] + ": " }

@@ -70,7 +70,7 @@ extension DaemonServer {
         return String("PR".filter { flags.contains($0) })
     }
 
-    /// Every module in load order, read in one pass under the registry lock.
+    /// Returns every module in load order, read in one pass under the registry lock.
     func moduleRecords() -> [ModuleRecord] {
         host.registry.withLock { registry in
             registry.order.compactMap { registry.modules[$0] }.map(Self.record)

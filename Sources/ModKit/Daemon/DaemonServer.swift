@@ -4,8 +4,8 @@ import Synchronization
 /// Settings of `modkit host`.
 public struct DaemonConfiguration: Sendable {
     public var socketPath: String
-    /// Where `modprobe` and `modinfo NAME` look for modules by default; the daemon only
-    /// reports it.
+    /// The default module directory of `modprobe` and `modinfo NAME`, which the daemon only
+    /// reports.
     public var moduleDirectory: String?
     /// A modprobe.d-format file that `modprobe` applies by default; the daemon only reports it.
     public var configFile: String?

@@ -82,7 +82,7 @@ public enum Daemonizer {
     }
 
     /// Closes every descriptor above standard error except `kept`. A descriptor the daemon
-    /// inherited would keep its other end open for as long as the daemon runs; a parent that
+    /// inherited would keep its other end open for as long as the daemon runs. A parent that
     /// watches a pipe for the end of its child would then wait for the daemon too.
     private static func closeInheritedDescriptors(except kept: Int32) {
         var open: [Int32] = []

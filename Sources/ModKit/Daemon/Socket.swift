@@ -99,7 +99,7 @@ public final class UnixSocket: @unchecked Sendable {
     /// The umask is narrowed around `bind`, so the file never exists with a wider mode, and
     /// the mode is then set and read back, so a file system that ignores the umask is caught.
     /// The umask is process-wide, so call this before other threads create files.
-    /// A stale socket file at `path` that nobody listens on is replaced; a live one is an error.
+    /// A stale socket file at `path` that no process listens on is replaced, and a live one is an error.
     public static func listen(at path: String, mode: mode_t = 0o600, backlog: Int32 = 64) throws(SocketError) -> UnixSocket {
         try removeStaleSocket(at: path)
         let fd = try makeSocket()
@@ -125,8 +125,8 @@ public final class UnixSocket: @unchecked Sendable {
         return socket
     }
 
-    /// Removes `path` if it is a socket that refuses connections; throws `EADDRINUSE` if a
-    /// process still listens on it and `EEXIST` if it is some other kind of file.
+    /// Removes `path` if it is a socket that rejects connections. Throws `EADDRINUSE` if a
+    /// process still listens on it, and `EEXIST` if it is some other kind of file.
     private static func removeStaleSocket(at path: String) throws(SocketError) {
         var status = stat()
         guard lstat(path, &status) == 0 else { return }
@@ -169,7 +169,7 @@ public final class UnixSocket: @unchecked Sendable {
         }
     }
 
-    /// The peer's credentials (`SO_PEERCRED`).
+    /// Returns the peer's credentials (`SO_PEERCRED`).
     public func peerCredentials() throws(SocketError) -> PeerCredentials {
         // struct ucred { pid_t pid; uid_t uid; gid_t gid; }, which Glibc does not export to Swift.
         var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
@@ -341,7 +341,7 @@ public final class UnixSocket: @unchecked Sendable {
         }
     }
 
-    /// Whether the peer has closed its end: the socket reads as end of file or has hung up.
+    /// Returns whether the peer has closed its end: the socket reads as end of file or has hung up.
     public func peerHasClosed() -> Bool {
         var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
         guard poll(&fds, 1, 0) > 0 else { return false }

@@ -10,7 +10,7 @@ final class RunningDaemon: @unchecked Sendable {
     private let errorPath: String
     private let errorHandle: FileHandle
 
-    /// Starts `modkit host --socket DIR/modkit.sock ARGUMENTS` and waits until it answers.
+    /// Starts `modkit host --socket DIR/modkit.sock ARGUMENTS` and waits until it replies.
     init(in directory: TemporaryDirectory, arguments: [String] = []) async throws {
         self.directory = directory
         socket = directory.file("modkit.sock")
@@ -28,7 +28,7 @@ final class RunningDaemon: @unchecked Sendable {
         try await Self.waitUntilAnswering(socket, while: { [process] in process.isRunning })
     }
 
-    /// Waits until a daemon answers a `daemonInfo` request at `socket`.
+    /// Waits until a daemon replies to a `daemonInfo` request at `socket`.
     static func waitUntilAnswering(_ socket: String, while alive: () -> Bool = { true }) async throws {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline && alive() {
@@ -81,8 +81,8 @@ final class RunningDaemon: @unchecked Sendable {
     }
 }
 
-/// The lines of the daemon log that belong to modules or carry a given text, without their
-/// timestamps: `[    0.123456] info: hello: Hello` becomes `info: hello: Hello`.
+/// Returns the lines of the daemon log that contain `filter` (all lines without one), without
+/// their timestamps: `[    0.123456] info: hello: Hello` becomes `info: hello: Hello`.
 func logLines(_ text: String, containing filter: String? = nil) -> [String] {
     text.split(separator: "\n").compactMap { line in
         guard let end = line.firstIndex(of: "]") else { return nil }
