@@ -106,11 +106,11 @@ struct DaemonTests {
         _ = try await compileExample("hello", in: directory)
         let daemon = try await RunningDaemon(in: directory)
 
-        let insert = try await daemon.run(["insmod", "--pass-fd", "hello.o", "greeting=hi"])
+        let insert = try await daemon.run(["insmod", "--pass-fd", "hello.o", "greeting=hi", "whom=Ada Lovelace"])
         #expect(insert.status == 0, "\(insert)")
         #expect(insert.standardError == "", "\(insert)")
         let log = try await daemon.run(["dmesg"])
-        #expect(logLines(log.standardOutput, containing: "hello:") == ["hello: unknown parameter 'greeting' ignored", "hello: Hello, world"], "\(log)")
+        #expect(logLines(log.standardOutput, containing: "hello:") == ["hello: unknown parameter 'greeting' ignored", "hello: Hello, Ada Lovelace"], "\(log)")
         #expect(logLines(log.standardOutput, containing: "loaded module") == ["modkit: loaded module hello from hello.o (\(try await moduleSizes(daemon)["hello"]!) bytes) for pid \(logPid(log.standardOutput)) uid 0"])
         try await daemon.stop()
     }
@@ -205,6 +205,7 @@ struct DaemonTests {
             version:        1.0
             alias:          greeting
             depends:        
+            parm:           whom:Who to greet (charp)
 
             """, "\(result)")
 
@@ -429,6 +430,67 @@ struct DaemonTests {
         #expect(results.filter { $0.command.contains("lsmod") }.allSatisfy { $0.status == 0 })
         let log = try await daemon.run(["dmesg", "-l", "info"])
         #expect(logLines(log.standardOutput) == ["hello: Hello, world"], "\(log)")
+        try await daemon.stop()
+    }
+
+    @Test("different modules load concurrently")
+    func concurrentDifferentModules() async throws {
+        let directory = try TemporaryDirectory(prefix: "daemon")
+        defer { directory.remove() }
+        let names = ["hello", "mathlib", "commands"]
+        for name in names { _ = try await compileExample(name, in: directory) }
+        let daemon = try await RunningDaemon(in: directory)
+
+        let statuses = try await withThrowingTaskGroup(of: Int32.self) { group in
+            for name in names { group.addTask { try await daemon.run(["insmod", "\(name).o"]).status } }
+            var statuses: [Int32] = []
+            for try await status in group { statuses.append(status) }
+            return statuses
+        }
+        #expect(statuses == [0, 0, 0])
+        #expect(try await moduleSizes(daemon).keys.sorted() == ["commands", "hello", "mathlib"])
+        try await daemon.stop()
+    }
+
+    @Test("module info, symbols and taint")
+    func infoSymbolsTaint() async throws {
+        let directory = try TemporaryDirectory(prefix: "daemon")
+        defer { directory.remove() }
+        _ = try await compileExample("mathlib", in: directory)
+        _ = try await ObjectBuilder.compile("""
+            #include <modkit/module.h>
+            MODULE_LICENSE("Proprietary");
+            static int closed_init(void) { return 0; }
+            module_init(closed_init);
+            """, name: "closed", in: directory)
+        let daemon = try await RunningDaemon(in: directory)
+        #expect(try await daemon.run(["insmod", "mathlib.o"]).status == 0)
+
+        let client = try DaemonClient(path: daemon.socket, replyTimeout: .seconds(20))
+        defer { client.close() }
+        let info = try client.send(.moduleInfo(name: "mathlib"))
+        #expect(try ModuleRecord(info.fields).files == ["mathlib.o"])
+        #expect(try info.fields.records(.infoEntry).map { try $0.string(.key) ?? "" }.sorted() == ["author", "description", "license", "version"])
+        let symbols = try client.send(.symbols(module: nil)).fields.records(.symbol).map(SymbolRecord.init)
+        #expect(symbols.map(\.name) == ["mathlib_add", "mathlib_multiply"])
+        #expect(symbols.map(\.gplOnly) == [false, true])
+        #expect(symbols.allSatisfy { $0.owner == "mathlib" && $0.address != 0 })
+        let unknown = try client.send(.moduleInfo(name: "nothing"))
+        #expect(unknown.status == ENOENT)
+        #expect(unknown.message == "module nothing is not loaded")
+
+        #expect(try await daemon.run(["insmod", "closed.o"]).status == 0)
+        let refused = try await daemon.run(["rmmod", "closed"])
+        #expect(refused.status == 1, "\(refused)")
+        #expect(refused.standardError == """
+            modkit rmmod: ERROR: Module closed is in use
+            module closed has an init function but no exit function, so it cannot be removed without force
+
+            """, "\(refused)")
+        #expect(try await daemon.run(["rmmod", "-f", "closed"]).status == 0)
+        let status = try await daemon.run(["status"])
+        #expect(status.standardOutput.contains("\ntaint:              PR\n"), "\(status)")
+        #expect(logLines(daemon.standardError, containing: "taints") == ["warn: closed: module license 'Proprietary' taints the host"])
         try await daemon.stop()
     }
 

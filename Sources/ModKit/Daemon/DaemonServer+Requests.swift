@@ -104,10 +104,11 @@ extension DaemonServer {
     }
 
     private func symbols(of module: String?) -> Result<FieldWriter, RequestFailure> {
-        let exports: [ExportedSymbol]? = host.registry.withLock { registry in
-            if let module, registry.modules[module] == nil { return nil }
-            return registry.exports.symbols.values.filter { module == nil || $0.owner == module }
+        let modules: [Module]? = host.registry.withLock { registry in
+            if let module { return registry.modules[module].map { [$0] } }
+            return registry.order.compactMap { registry.modules[$0] }
         }
+        let exports = modules?.flatMap(\.exports)
         guard let exports else {
             return .failure(RequestFailure(status: ENOENT, message: "module \(module ?? "") is not loaded"))
         }
@@ -294,6 +295,7 @@ extension RemovalError {
         case .usedByModules, .inUse, .notLive, .notRemovable: EBUSY
         case .unloadDisabled: ENOSYS
         case .timedOut: ETIMEDOUT
+        case .systemCallFailed: EIO
         }
     }
 }
