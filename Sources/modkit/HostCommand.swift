@@ -29,7 +29,7 @@ struct HostCommand: Command {
         OptionDefinition(long: "pid-file", valueName: "FILE", help: "write the daemon's process ID to FILE, removed at exit"),
         OptionDefinition(long: "max-image-size", valueName: "BYTES", help: "reject module images larger than this (default 67108864, 64 MiB)"),
         OptionDefinition(long: "shutdown-timeout", valueName: "SECONDS", help: "at shutdown, wait this long for references to drop (default 10)"),
-        OptionDefinition(long: "read-timeout", valueName: "SECONDS", help: "drop a client that takes longer to send a request (default 10)"),
+        OptionDefinition(long: "read-timeout", valueName: "SECONDS", help: "drop a client that takes longer to send a request or to read a reply (default 10)"),
         OptionDefinition(long: "max-clients", valueName: "N", help: "serve at most N connections at once (default 64)"),
     ]
 
@@ -58,7 +58,7 @@ struct HostCommand: Command {
             configuration.maxImageSize = min(bytes, Int(UInt32.max) - DaemonProtocol.loadRequestOverhead)
         }
         configuration.shutdownTimeout = try Self.seconds(arguments.value("shutdown-timeout"), option: "shutdown-timeout") ?? .seconds(10)
-        configuration.readTimeout = try Self.seconds(arguments.value("read-timeout"), option: "read-timeout") ?? .seconds(10)
+        configuration.readTimeout = try Self.seconds(arguments.value("read-timeout"), option: "read-timeout", allowsZero: false) ?? .seconds(10)
         if let text = arguments.value("max-clients") {
             guard let count = Int(text), count > 0 else {
                 throw UsageError("invalid value '\(text)' for --max-clients; expected a positive integer")
@@ -72,10 +72,11 @@ struct HostCommand: Command {
         }
     }
 
-    private static func seconds(_ text: String?, option: String) throws(UsageError) -> Duration? {
+    private static func seconds(_ text: String?, option: String, allowsZero: Bool = true) throws(UsageError) -> Duration? {
         guard let text else { return nil }
-        guard let value = Double(text), value >= 0, value.isFinite else {
-            throw UsageError("invalid value '\(text)' for --\(option); expected a number of seconds")
+        guard let value = Double(text), value.isFinite, value > 0 || (allowsZero && value == 0) else {
+            let expected = allowsZero ? "a number of seconds" : "a positive number of seconds"
+            throw UsageError("invalid value '\(text)' for --\(option); expected \(expected)")
         }
         return .milliseconds(Int64(value * 1000))
     }

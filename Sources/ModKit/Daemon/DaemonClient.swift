@@ -60,8 +60,19 @@ public final class DaemonClient: @unchecked Sendable {
     }
 
     /// Sends `request` and returns its reply; `descriptor` travels with it (`SCM_RIGHTS`).
+    ///
+    /// A daemon that rejects the connection or the request replies and closes at once, which
+    /// can make the rest of the request fail to send. The reply then still waits to be read,
+    /// so a failed send is reported only when no reply follows.
     public func send(_ request: Request, passing descriptor: Int32? = nil) throws(ClientError) -> Reply {
-        try sendRequest(request, passing: descriptor)
+        do {
+            try sendRequest(request, passing: descriptor)
+        } catch {
+            guard let (type, payload) = try? receiveFrame(), type == .reply, let reply = try? Reply(payload: payload[...]) else {
+                throw error
+            }
+            return reply
+        }
         while true {
             let (type, payload) = try receiveFrame()
             if type == .reply {

@@ -11,7 +11,8 @@ public struct DaemonConfiguration: Sendable {
     public var configFile: String?
     /// The largest module image a load request may carry, in bytes.
     public var maxImageSize = 64 << 20
-    /// How long a client may take to send one whole request.
+    /// How long a client may take to send one whole request, and how long a reply may wait
+    /// for the client to read.
     public var readTimeout: Duration = .seconds(10)
     /// At shutdown, how long to wait in total for connections to finish and for module
     /// references to drop.
@@ -93,6 +94,8 @@ public final class DaemonServer: @unchecked Sendable {
                 continue
             }
             guard let connection else { return }
+            // A client that stops reading its replies is dropped like one that stops sending.
+            connection.setSendTimeout(configuration.readTimeout)
             admit(connection)
         }
     }
@@ -116,6 +119,9 @@ public final class DaemonServer: @unchecked Sendable {
         if let rejection {
             log.log(4, module: nil, "rejected a connection: \(rejection)")
             try? send(connection, status: EBUSY, message: rejection)
+            // Drained on this thread, which then waits up to a second; the alternative, a
+            // thread for a connection that is rejected for lack of threads, is worse.
+            drain(connection)
             return
         }
         do {
@@ -130,10 +136,12 @@ public final class DaemonServer: @unchecked Sendable {
         }
     }
 
+    /// Forgets and closes a connection. Both happen under the lock, so `shutDown` never shuts
+    /// down a descriptor number that was closed and reused.
     private func finish(_ connection: UnixSocket) {
-        connection.close()
         connectionLock.withLock {
             connections[ObjectIdentifier(connection)] = nil
+            connection.close()
             connectionLock.broadcast()
         }
     }
@@ -154,6 +162,7 @@ public final class DaemonServer: @unchecked Sendable {
             let message = "permission denied: this daemon serves only \(served), not uid \(peer.uid)"
             log.log(4, module: nil, "rejected a connection from pid \(peer.pid) uid \(peer.uid): only \(served) may connect")
             try? send(connection, status: EACCES, message: message)
+            drain(connection)
             return
         }
 
@@ -253,12 +262,9 @@ public final class DaemonServer: @unchecked Sendable {
         listener.close()
         log.close()
 
-        let open: [UnixSocket] = connectionLock.withLock {
-            shuttingDown = true
-            return Array(connections.values)
-        }
-        for connection in open { connection.shutdownReceiving() }
         let remaining: Int = connectionLock.withLock {
+            shuttingDown = true
+            for connection in connections.values { connection.shutdownReceiving() }
             while !connections.isEmpty {
                 let left = deadline - .now
                 if left <= .zero { break }

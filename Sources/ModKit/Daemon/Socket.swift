@@ -180,6 +180,14 @@ public final class UnixSocket: @unchecked Sendable {
         return PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
     }
 
+    /// Makes a send that cannot make progress for `timeout` fail with `EAGAIN`
+    /// (`SO_SNDTIMEO`), so a peer that stops reading cannot block the sender forever.
+    public func setSendTimeout(_ timeout: Duration) {
+        let microseconds = max(timeout.nanoseconds / 1000, 1)
+        var value = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     // MARK: Sending
 
     /// Sends all of `bytes`, and `descriptorToPass` with the first byte (`SCM_RIGHTS`).
