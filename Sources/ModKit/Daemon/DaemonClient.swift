@@ -1,6 +1,6 @@
 import Glibc
 
-/// Why a client could not get a reply.
+/// The reason a client could not get a reply.
 public enum ClientError: Error, CustomStringConvertible, Sendable {
     /// No daemon listens at the path, or the socket cannot be opened.
     case unreachable(path: String, SocketError)
@@ -18,7 +18,7 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Where clients and the daemon find the socket.
+/// The socket path that clients and the daemon use by default.
 public enum DaemonSocketPath {
     /// `MODKIT_SOCKET` if set; otherwise `/run/modkit/modkit.sock` for root and
     /// `$XDG_RUNTIME_DIR/modkit.sock` for other users. Nil when none applies.
@@ -32,7 +32,7 @@ public enum DaemonSocketPath {
     /// The error text for a user without a default path.
     public static let missingDefault = "no socket path: XDG_RUNTIME_DIR is not set; set MODKIT_SOCKET or pass --socket PATH"
 
-    /// The value of an environment variable, or nil when it is unset or empty.
+    /// Returns the value of an environment variable, or nil when it is unset or empty.
     public static func environment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         let text = String(cString: value)
@@ -86,8 +86,8 @@ public final class DaemonClient: @unchecked Sendable {
         }
     }
 
-    /// Sends a `readLog` request and passes each batch of records to `onRecords`; returns the
-    /// final reply, which comes once the log is read (or, with `follow`, when the daemon stops).
+    /// Sends a `readLog` request and passes each batch of records to `onRecords`. Returns the
+    /// final reply, which comes once the log is read, or with `follow` when the daemon stops.
     public func readLog(follow: Bool, onRecords: ([LogEntry]) -> Void) throws(ClientError) -> Reply {
         try sendRequest(.readLog(follow: follow), passing: nil)
         while true {

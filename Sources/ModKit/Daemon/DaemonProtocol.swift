@@ -135,8 +135,8 @@ public struct FrameHeader: Sendable, Equatable {
     public static func decode(_ bytes: UnsafeRawBufferPointer, maxPayload: (MessageType) -> Int) throws(ProtocolError) -> FrameHeader {
         precondition(bytes.count == DaemonProtocol.headerSize)
         guard bytes.prefix(4).elementsEqual(DaemonProtocol.magic) else {
-            let shown = bytes.prefix(4).map { String($0, radix: 16, uppercase: false) }.joined(separator: " ")
-            throw ProtocolError("invalid frame: magic is \(shown), expected 4d 4b 49 54 ('MKIT')")
+            let received = bytes.prefix(4).map { String($0, radix: 16, uppercase: false) }.joined(separator: " ")
+            throw ProtocolError("invalid frame: magic is \(received), expected 4d 4b 49 54 ('MKIT')")
         }
         let version = bytes.loadLittleEndian(UInt16.self, at: 4)
         guard version == DaemonProtocol.version else {

@@ -7,7 +7,8 @@ public struct DaemonConfiguration: Sendable {
     /// The default module directory of `modprobe` and `modinfo NAME`, which the daemon only
     /// reports.
     public var moduleDirectory: String?
-    /// A modprobe.d-format file that `modprobe` applies by default; the daemon only reports it.
+    /// A modprobe.d-format file that `modprobe` applies by default, which the daemon only
+    /// reports.
     public var configFile: String?
     /// The largest module image a load request may carry, in bytes.
     public var maxImageSize = 64 << 20
@@ -119,8 +120,8 @@ public final class DaemonServer: @unchecked Sendable {
         if let rejection {
             log.log(4, module: nil, "rejected a connection: \(rejection)")
             try? send(connection, status: EBUSY, message: rejection)
-            // Drained on this thread, which then waits up to a second; the alternative, a
-            // thread for a connection that is rejected for lack of threads, is worse.
+            // The accept loop drains it itself and may wait up to a second, because starting
+            // a thread for a connection rejected for lack of threads would defeat the limit.
             drain(connection)
             return
         }

@@ -67,7 +67,11 @@ public enum Request: Sendable {
         switch type {
         case .daemonInfo, .list, .listCommands:
             try fields.checkTags(allowed: [], in: what)
-            self = type == .list ? .list : type == .daemonInfo ? .daemonInfo : .listCommands
+            switch type {
+            case .list: self = .list
+            case .daemonInfo: self = .daemonInfo
+            default: self = .listCommands
+            }
         case .loadImage:
             try fields.checkTags(allowed: [.name, .parameters, .image], in: what)
             guard let image = try fields.bytes(.image) else { throw ProtocolError("\(what) is missing field image") }

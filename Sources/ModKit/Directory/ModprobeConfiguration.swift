@@ -112,7 +112,7 @@ public struct ModprobeConfiguration: Sendable {
         warnings.append("\(location): \(message)")
     }
 
-    /// The modules an `alias` line maps `name` to, in file order.
+    /// Returns the modules an `alias` line maps `name` to, in file order.
     public func modules(matchingAlias name: String) -> [String] {
         var found: [String] = []
         for alias in aliases where fnmatch(alias.pattern, name, 0) == 0 && !found.contains(alias.module) {

@@ -13,7 +13,7 @@ public struct ModuleDatabase: Sendable {
     /// Exported symbol to module name, from modules.symbols.
     public private(set) var symbols: [String: String] = [:]
 
-    /// Reads the index files; a missing modules.dep is an error that says how to create it.
+    /// Reads the index files. A missing modules.dep is an error that names the command to run.
     /// The other two files are optional.
     public init(directory: String) throws(ModuleDirectoryError) {
         self.directory = directory
@@ -42,17 +42,17 @@ public struct ModuleDatabase: Sendable {
         }
     }
 
-    /// The module name of a path in modules.dep: the file name without `.o`, `-` as `_`.
+    /// Returns the module name of a path in modules.dep: the file name without `.o`, `-` as `_`.
     public static func moduleName(ofPath path: String) -> String {
         ModuleInfo.moduleName(info: ModuleInfo(), firstFile: path)
     }
 
-    /// The absolute path of a module's file.
+    /// Returns the absolute path of a module's file.
     public func file(ofModule name: String) -> String? {
         paths[name].map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 }
     }
 
-    /// The modules of modules.alias whose pattern matches `name` (shell wildcards), in file
+    /// Returns the modules of modules.alias whose pattern matches `name` (shell wildcards), in file
     /// order; `symbol:NAME` also finds the module that exports NAME.
     public func modules(matchingAlias name: String) -> [String] {
         var found: [String] = []

@@ -11,7 +11,7 @@ public struct ModuleDirectoryError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-/// What depmod learns from one module file.
+/// The facts depmod reads from one module file.
 public struct ModuleFileEntry: Sendable, Equatable {
     /// The path relative to the module directory: `net/hello.o`.
     public var path: String

@@ -17,7 +17,7 @@ extension ObjectFile {
         sections.contains { $0.name == ".modinfo" || $0.name.hasPrefix(".modkit.") }
     }
 
-    /// The symbols the file exports, sorted by name: the `EXPORT_SYMBOL` entries of a module,
+    /// Returns the symbols the file exports, sorted by name: the `EXPORT_SYMBOL` entries of a module,
     /// or every defined global symbol of default visibility of a plain object. This is what
     /// the loader exports once the file is loaded, as a single-object module.
     public func exportedSymbols() throws(LoadError) -> [FileExport] {
@@ -77,7 +77,7 @@ extension ObjectFile {
         return exports
     }
 
-    /// The NUL-terminated string that a relocation points to (its symbol plus addend), or nil
+    /// Returns the NUL-terminated string that a relocation points to (its symbol plus addend), or nil
     /// when it does not lie inside one section of the file.
     private func string(at relocation: Relocation) -> String? {
         guard relocation.symbolIndex < symbols.count else { return nil }
