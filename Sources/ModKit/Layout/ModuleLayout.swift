@@ -185,9 +185,12 @@ struct ModuleLayout {
                             "relocation \(architecture.typeName(relocation.type)) against '\(name)': thread-local storage is not supported in modules; remove __thread variables or reach them through a host function")
         case .unknown:
             let name = object.symbolName(relocation.symbolIndex)
+            // A type without an ELF name (every name starts with R_) is reported by number alone.
+            let typeName = architecture.typeName(relocation.type)
+            let type = typeName.hasPrefix("R_") ? "\(typeName) (\(relocation.type))" : "\(relocation.type)"
             throw LoadError(.unsupportedRelocation, file: object.name, section: object.sections[relocationSection.target].name,
                             offset: relocation.offset, symbol: name,
-                            "unsupported relocation type \(architecture.typeName(relocation.type)) (\(relocation.type)) against '\(name)'")
+                            "unsupported relocation type \(type) against '\(name)'")
         }
     }
 }
