@@ -100,19 +100,26 @@ struct Relocator {
     private func rangeError(_ relocation: Relocation, object: ObjectFile, section: ObjectSection, value: Int64, range: String) -> LoadError {
         let name = object.symbolName(relocation.symbolIndex)
         let typeName = architecture.typeName(relocation.type)
-        var message = "relocation \(typeName) out of range: \(value) is not in \(range); references '\(name)'"
+        var message = "relocation \(typeName) out of range: \(value) is not in \(range)"
+        // A relocation against symbol 0 has no name: the assembler folded the target into the addend.
+        if !name.isEmpty { message += "; references '\(name)'" }
         var kind = LoadError.Kind.relocationOutOfRange
-        switch resolved.external[name] {
+        // Where the module was placed matters only for symbols outside it. Within the module
+        // every distance fits, so only the addend or an absolute symbol's value can overflow,
+        // and -fPIC would not help.
+        let origin = object.symbols[relocation.symbolIndex].isUndefined ? resolved.external[name] : nil
+        switch origin {
         case .process?, .host?:
             kind = .needsPIC
             message += "\n>>> '\(name)' is defined outside the module, beyond the reach of a 32-bit reference; rebuild the module with -fPIC"
         case .module(let owner)?:
             message += "\n>>> '\(name)' is exported by module \(owner)"
-        default:
             if layout.zone == .low {
-                message += "\n>>> the object uses absolute 32-bit addresses, so it was placed below 2 GiB; rebuild it with -fPIC"
                 kind = .needsPIC
+                message += ", out of reach of this object: it uses absolute 32-bit addresses, so it was placed below 2 GiB; rebuild it with -fPIC"
             }
+        default:
+            break
         }
         return LoadError(kind, file: object.name, section: section.name, offset: relocation.offset, symbol: name, message)
     }
