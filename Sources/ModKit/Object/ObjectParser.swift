@@ -15,7 +15,7 @@ struct ObjectParser {
         let machine = try checkHeader()
         let table = try locateSectionTable()
         var sections = try readSectionHeaders(table)
-        try nameSections(&sections, stringTableIndex: table.stringTableIndex)
+        try nameSections(&sections, table: table)
         try checkSectionBounds(sections)
         try checkSectionFlags(sections)
 
@@ -128,28 +128,41 @@ struct ObjectParser {
             let at = table.offset + index * ELF.sectionHeaderSize
             let rawAlignment = image.u64(at + 48)
             guard rawAlignment <= 1 << 30, rawAlignment & (rawAlignment &- 1) == 0 else {
-                throw LoadError(.badAlignment, file: file, section: "section \(index)",
+                throw LoadError(.badAlignment, file: file, section: provisionalName(ofSection: index, in: table),
                                 "invalid alignment \(rawAlignment) (sh_addralign); it must be 0 or a power of two")
             }
             let offset = image.u64(at + 24), size = image.u64(at + 32)
             guard offset <= UInt64(Int.max), size <= UInt64(Int.max) else {
-                throw LoadError(.sectionOutOfBounds, file: file, section: "section \(index)",
+                throw LoadError(.sectionOutOfBounds, file: file, section: provisionalName(ofSection: index, in: table),
                                 "section offset 0x\(String(offset, radix: 16)) or size 0x\(String(size, radix: 16)) is out of range")
             }
             sections.append(ObjectSection(
                 index: index, name: "", type: image.u32(at + 4), flags: image.u64(at + 8),
                 offset: Int(offset), size: Int(size), alignment: max(Int(rawAlignment), 1),
                 link: image.u32(at + 40), info: image.u32(at + 44), entrySize: Int(clamping: image.u64(at + 56))))
-            sections[index].name = "\(image.u32(at))"  // replaced by nameSections
         }
         return sections
     }
 
-    private func nameSections(_ sections: inout [ObjectSection], stringTableIndex: Int) throws(LoadError) {
-        let names = sections[stringTableIndex]
+    /// Returns the name of section `index` for an error found before the sections are named, or
+    /// "section N" when the section name table cannot be read safely yet.
+    private func provisionalName(ofSection index: Int, in table: SectionTable) -> String {
+        let namesHeader = table.offset + table.stringTableIndex * ELF.sectionHeaderSize
+        let namesOffset = image.u64(namesHeader + 24), namesSize = image.u64(namesHeader + 32)
+        let nameOffset = UInt64(image.u32(table.offset + index * ELF.sectionHeaderSize))
+        guard namesOffset <= UInt64(image.count), namesSize <= UInt64(image.count) - namesOffset, nameOffset < namesSize else {
+            return "section \(index)"
+        }
+        let start = Int(namesOffset + nameOffset), end = Int(namesOffset + namesSize)
+        guard let terminator = image.bytes[start ..< end].firstIndex(of: 0), terminator > start else { return "section \(index)" }
+        return String(decoding: image.bytes[start ..< terminator], as: UTF8.self)
+    }
+
+    private func nameSections(_ sections: inout [ObjectSection], table: SectionTable) throws(LoadError) {
+        let names = sections[table.stringTableIndex]
         try checkStringTable(names, role: "section name table")
         for index in sections.indices {
-            let nameOffset = Int(sections[index].name)!
+            let nameOffset = Int(image.u32(table.offset + index * ELF.sectionHeaderSize))
             guard nameOffset < names.size else {
                 throw LoadError(.badName, file: file, section: "section \(index)",
                                 "section name offset \(nameOffset) is outside the section name table (\(names.size) bytes)")
