@@ -25,6 +25,9 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
         case sectionIndexOutOfRange
         case badRelocationSection
         case relocationOutOfSection
+        /// A relocation refers to a local symbol of a section that is not loaded, such as a
+        /// duplicate COMDAT group member.
+        case referencesDiscardedSection
         case writableAndExecutable
         case unsupportedSection
         case duplicateSymbol

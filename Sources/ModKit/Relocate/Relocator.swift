@@ -68,6 +68,15 @@ struct Relocator {
 
                 for relocation in relocationSection.relocations {
                     let symbol = symbols[relocation.symbolIndex]
+                    // A symbol in a discarded section resolves to 0, so only then is it looked at.
+                    if symbol.address == 0,
+                       layout.isInDiscardedSection(object.symbols[relocation.symbolIndex], of: object, objectIndex: objectIndex) {
+                        for write in try writesForDiscardedReference(relocation, object: object, section: section,
+                                                                     sectionAddress: sectionAddress) {
+                            body(write)
+                        }
+                        continue
+                    }
                     let inputs = RelocationInputs(S: symbol.address, A: relocation.addend, P: sectionAddress + relocation.offset,
                                                   GOT: got, G: symbol.gotOffset >= 0 ? UInt64(symbol.gotOffset) : 0,
                                                   L: symbol.stub != 0 ? symbol.stub : nil, Z: symbol.size)
