@@ -386,8 +386,9 @@ final class LogCollector: Sendable {
         { [self] record in records.withLock { $0.append(record) } }
     }
 
-    /// Returns the text of every message logged by `module`, without trailing newlines.
-    func messages(from module: String) -> [String] {
+    /// Returns the text of every message logged by `module` (nil for the host's own messages),
+    /// without trailing newlines.
+    func messages(from module: String?) -> [String] {
         records.withLock { records in
             records.filter { $0.module == module }.map { $0.text.hasSuffix("\n") ? String($0.text.dropLast()) : $0.text }
         }
