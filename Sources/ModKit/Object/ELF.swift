@@ -47,6 +47,7 @@ enum ELF {
     static let SHN_ABS: UInt32 = 0xfff1
     static let SHN_COMMON: UInt32 = 0xfff2
     static let SHN_XINDEX: UInt32 = 0xffff
+    static let SHN_X86_64_LCOMMON: UInt16 = 0xff02
 
     // Symbol binding and type.
     static let STB_LOCAL: UInt8 = 0

@@ -24,7 +24,7 @@ struct ObjectParser {
         var symbolNames = (offset: 0, size: 0)
         if let symbolTableIndex {
             symbolNames = try checkSymbolStringTable(sections, symbolTableIndex: symbolTableIndex)
-            symbols = try readSymbols(sections, symbolTableIndex: symbolTableIndex, names: symbolNames)
+            symbols = try readSymbols(sections, symbolTableIndex: symbolTableIndex, names: symbolNames, machine: machine)
         }
         var object = ObjectFile(image: image, machine: machine, sections: sections, symbols: symbols,
                                 symbolTableIndex: symbolTableIndex, symbolNames: symbolNames,
@@ -238,7 +238,7 @@ struct ObjectParser {
     }
 
     private func readSymbols(_ sections: [ObjectSection], symbolTableIndex: Int,
-                             names: (offset: Int, size: Int)) throws(LoadError) -> [ObjectSymbol] {
+                             names: (offset: Int, size: Int), machine: Machine) throws(LoadError) -> [ObjectSymbol] {
         let table = sections[symbolTableIndex]
         let count = table.size / ELF.symbolSize
         let extendedIndices = try findExtendedIndexTable(sections, symbolTableIndex: symbolTableIndex, symbolCount: count)
@@ -260,6 +260,11 @@ struct ObjectParser {
                                     "symbol \(index) uses SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX section")
                 }
                 sectionIndex = image.u32(extendedIndices + index * 4)
+            }
+            // gcc's medium code model puts COMMON symbols above the large data threshold in
+            // SHN_X86_64_LCOMMON. A module has no small data area, so they are ordinary COMMONs.
+            if machine == .x86_64, image.u16(at + 6) == ELF.SHN_X86_64_LCOMMON {
+                sectionIndex = ELF.SHN_COMMON
             }
             let isSpecial = sectionIndex == ELF.SHN_UNDEF || sectionIndex == ELF.SHN_ABS || sectionIndex == ELF.SHN_COMMON
             guard isSpecial || (sectionIndex < ELF.SHN_LORESERVE || image.u16(at + 6) == UInt16(ELF.SHN_XINDEX))
