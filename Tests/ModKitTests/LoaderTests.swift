@@ -123,6 +123,39 @@ struct LoaderTests {
         }
     }
 
+    @Test("large COMMON symbols of the medium code model merge")
+    func largeCommonSymbols() async throws {
+        let directory = try TemporaryDirectory(prefix: "loader")
+        defer { directory.remove() }
+        // Above gcc's large data threshold (64 KiB), a tentative definition is a large COMMON.
+        let flags = ["-O2", "-fPIC", "-fcommon", "-mcmodel=medium"]
+        let first = try await ObjectBuilder.compile("""
+            int big_common[100000];
+            int *big_in_first(void) { return big_common; }
+            """, flags: flags, name: "first", in: directory)
+        let second = try await ObjectBuilder.compile("""
+            int big_common[100000];
+            int last_in_second(void) { return big_common[99999]; }
+            """, flags: flags, name: "second", in: directory)
+        let SHN_X86_64_LCOMMON: UInt16 = 0xff02
+        for object in [first, second] {
+            #expect(try ObjectBytes(contentsOf: object).symbol(named: "big_common").sectionIndex == SHN_X86_64_LCOMMON)
+        }
+
+        try await withModuleArea {
+            let host = ModuleHost(options: .quiet)
+            defer { host.removeAll() }
+            let module = try host.load(files: [first, second])
+            let bigCommon = try module.symbolAddress("big_common")
+            let array = try #require(UnsafeMutablePointer<Int32>(bitPattern: UInt(bigCommon)))
+            array[99999] = 7
+
+            #expect(try module.function("big_in_first", as: ProbeFunction.self)() == bigCommon)
+            #expect(try module.function("last_in_second", as: IntFunction.self)() == 7)
+            try host.remove(module.name)
+        }
+    }
+
     // MARK: Constructors and destructors
 
     @Test("C++ static objects, templates and inline functions", arguments: CCompiler.allCases)
