@@ -541,6 +541,39 @@ struct RelocationTests {
         }
     }
 
+    @Test("-fno-pic reference to another module asks for -fPIC")
+    func positionDependentImport() async throws {
+        let directory = try TemporaryDirectory(prefix: "nopic")
+        defer { directory.remove() }
+        let provider = try await ObjectBuilder.compile("int provider_value = 42;", name: "provider", in: directory)
+        // The absolute address of `probe` puts the object below 2 GiB, far from the provider.
+        let consumer = try await ObjectBuilder.compile("""
+                .text
+                .globl probe
+            probe:
+                movl $probe, %eax
+                movl provider_value(%rip), %eax
+                ret
+
+            """, language: .assembly, flags: [], name: "consumer", in: directory)
+
+        try await withModuleArea {
+            let host = ModuleHost(options: .quiet)
+            defer { host.removeAll() }
+            _ = try host.load(files: [provider])
+            let error = try #require(throws: LoadError.self) { try host.load(files: [consumer]) }
+
+            #expect(error.kind == .needsPIC)
+            #expect(error.location == "\(consumer):(.text+0x7)")
+            let message = error.message.replacing(#/-?[0-9]+ is not in/#, with: "N is not in")
+            #expect(message == """
+                relocation R_X86_64_PC32 out of range: N is not in [-2147483648, 2147483647]; references 'provider_value'
+                >>> 'provider_value' is exported by module provider, out of reach of this object: it uses absolute 32-bit addresses, so it was placed below 2 GiB; rebuild it with -fPIC
+                """)
+            #expect(host.modules.map(\.name) == ["provider"])
+        }
+    }
+
     // MARK: Rejected objects
 
     @Test("__thread variable is rejected by name", arguments: CCompiler.allCases)
