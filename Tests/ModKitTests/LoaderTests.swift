@@ -176,6 +176,12 @@ struct LoaderTests {
                 static int ticket = 0;
                 return ++ticket;
             }
+            // Kept from the first object; the unwinder must find its frame through the first
+            // object's .eh_frame, past the inert entries of the discarded copy.
+            __attribute__((noinline)) inline int checked(int value) {
+                if (value < 0) throw value;
+                return value;
+            }
             """, to: "common.hpp")
         let flags = ["-std=c++17", "-O2", "-fPIC", "-I\(PackagePaths.includeDirectory)", "-I\(directory.path)"]
         let first = try await ObjectBuilder.compile("""
@@ -184,6 +190,7 @@ struct LoaderTests {
             static Tracer first_tracer("first");
             extern "C" int ticket_from_first() { return next_ticket(); }
             extern "C" void *inline_function_in_first() { return reinterpret_cast<void *>(&next_ticket); }
+            extern "C" int checked_in_first(int value) { return checked(value); }
             static int start() {
                 pr_info("init");
                 return twice(20) + twice(1) == 42 ? 0 : -1;
@@ -198,6 +205,13 @@ struct LoaderTests {
             extern "C" int ticket_from_second() { return next_ticket(); }
             extern "C" void *inline_function_in_second() { return reinterpret_cast<void *>(&next_ticket); }
             extern "C" long twice_in_second(long value) { return twice(value); }
+            extern "C" int caught_in_second(int value) {
+                try {
+                    return checked(value);
+                } catch (int thrown) {
+                    return 1000 + thrown;
+                }
+            }
             """, language: .cPlusPlus, compiler: compiler, flags: flags, name: "second", in: directory)
         let SHT_GROUP: UInt32 = 17
         for object in [first, second] {
@@ -217,6 +231,9 @@ struct LoaderTests {
             let inlineInSecond = try module.function("inline_function_in_second", as: ProbeFunction.self)()
             #expect(inlineInFirst == inlineInSecond)
             #expect(try module.function("twice_in_second", as: (@convention(c) (Int) -> Int).self)(21) == 42)
+            let caughtInSecond = try module.function("caught_in_second", as: (@convention(c) (Int32) -> Int32).self)
+            #expect(caughtInSecond(5) == 5)
+            #expect(caughtInSecond(-3) == 997)
 
             try host.remove(module.name)
             #expect(log.messages(from: module.name) == [
