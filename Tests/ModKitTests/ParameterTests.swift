@@ -84,24 +84,30 @@ struct ParameterTests {
     }
 
     @Test func defaultsWithoutParameters() async throws {
-        let directory = try TemporaryDirectory(prefix: "params")
-        defer { directory.remove() }
-        let host = ModuleHost()
-        _ = try await load("", host: host, in: directory)
-        let seen = try host.callCommand("params_seen").output
-        #expect(seen == "count=1 verbose=0 quiet=1 who=world mask=ff level=3 delta=-1 port=80 limit=10 offset=0 big=0 n=0 [0,0] label=none doubled=0 hidden=7")
-        try host.remove("params")
+        // Loads and removals share the module area with tests that compare its mappings.
+        try await withModuleArea {
+            let directory = try TemporaryDirectory(prefix: "params")
+            defer { directory.remove() }
+            let host = ModuleHost()
+            _ = try await load("", host: host, in: directory)
+            let seen = try host.callCommand("params_seen").output
+            #expect(seen == "count=1 verbose=0 quiet=1 who=world mask=ff level=3 delta=-1 port=80 limit=10 offset=0 big=0 n=0 [0,0] label=none doubled=0 hidden=7")
+            try host.remove("params")
+        }
     }
 
     @Test func everyTypeSetAtLoad() async throws {
-        let directory = try TemporaryDirectory(prefix: "params")
-        defer { directory.remove() }
-        let host = ModuleHost()
-        let text = #"count=0x10 verbose quiet=y who="big world" mask=0xdead level=255 delta=-32768 port=65535 limit=4294967295 offset=-9223372036854775808 big=18446744073709551615 values=1,-2,3 label=abcdefg doubled=21 hidden=1"#
-        _ = try await load(text, host: host, in: directory)
-        let seen = try host.callCommand("params_seen").output
-        #expect(seen == "count=16 verbose=1 quiet=0 who=big world mask=dead level=255 delta=-32768 port=65535 limit=4294967295 offset=-9223372036854775808 big=18446744073709551615 n=3 [1,-2] label=abcdefg doubled=42 hidden=1")
-        try host.remove("params")
+        // Loads and removals share the module area with tests that compare its mappings.
+        try await withModuleArea {
+            let directory = try TemporaryDirectory(prefix: "params")
+            defer { directory.remove() }
+            let host = ModuleHost()
+            let text = #"count=0x10 verbose quiet=y who="big world" mask=0xdead level=255 delta=-32768 port=65535 limit=4294967295 offset=-9223372036854775808 big=18446744073709551615 values=1,-2,3 label=abcdefg doubled=21 hidden=1"#
+            _ = try await load(text, host: host, in: directory)
+            let seen = try host.callCommand("params_seen").output
+            #expect(seen == "count=16 verbose=1 quiet=0 who=big world mask=dead level=255 delta=-32768 port=65535 limit=4294967295 offset=-9223372036854775808 big=18446744073709551615 n=3 [1,-2] label=abcdefg doubled=42 hidden=1")
+            try host.remove("params")
+        }
     }
 
     @Test(arguments: [
@@ -117,27 +123,33 @@ struct ParameterTests {
         ("doubled=x", "module params: invalid value 'x' for parameter 'doubled' (cb): the module rejected it: Invalid argument"),
     ])
     func badValueFailsLoad(parameters: String, message: String) async throws {
-        let directory = try TemporaryDirectory(prefix: "params")
-        defer { directory.remove() }
-        let host = ModuleHost()
-        let error = await #expect(throws: LoadError.self) { _ = try await self.load(parameters, host: host, in: directory) }
-        #expect(error?.kind == .invalidParameter)
-        #expect(error?.message == message)
-        #expect(host.module(named: "params") == nil)
-        #expect(host.commands.isEmpty)
+        // Loads and removals share the module area with tests that compare its mappings.
+        try await withModuleArea {
+            let directory = try TemporaryDirectory(prefix: "params")
+            defer { directory.remove() }
+            let host = ModuleHost()
+            let error = await #expect(throws: LoadError.self) { _ = try await self.load(parameters, host: host, in: directory) }
+            #expect(error?.kind == .invalidParameter)
+            #expect(error?.message == message)
+            #expect(host.module(named: "params") == nil)
+            #expect(host.commands.isEmpty)
+        }
     }
 
     @Test func unknownParameterIsIgnored() async throws {
-        let directory = try TemporaryDirectory(prefix: "params")
-        defer { directory.remove() }
-        let records = LogRecords()
-        var options = HostOptions()
-        options.logHandler = { records.append($0) }
-        let host = ModuleHost(options: options)
-        _ = try await load("nosuch=1 count=2", host: host, in: directory)
-        #expect(records.texts.contains("unknown parameter 'nosuch' ignored"))
-        #expect(try host.parameterValue(module: "params", parameter: "count") == "2")
-        try host.remove("params")
+        // Loads and removals share the module area with tests that compare its mappings.
+        try await withModuleArea {
+            let directory = try TemporaryDirectory(prefix: "params")
+            defer { directory.remove() }
+            let records = LogRecords()
+            var options = HostOptions()
+            options.logHandler = { records.append($0) }
+            let host = ModuleHost(options: options)
+            _ = try await load("nosuch=1 count=2", host: host, in: directory)
+            #expect(records.texts.contains("unknown parameter 'nosuch' ignored"))
+            #expect(try host.parameterValue(module: "params", parameter: "count") == "2")
+            try host.remove("params")
+        }
     }
 
     @Test func dashesAndUnderscoresAreEquivalent() {
@@ -147,28 +159,31 @@ struct ParameterTests {
     }
 
     @Test func runtimeReadAndWriteHonorPermissions() async throws {
-        let directory = try TemporaryDirectory(prefix: "params")
-        defer { directory.remove() }
-        let host = ModuleHost()
-        let module = try await load("who=you values=5,6", host: host, in: directory)
-        #expect(module.parameters.map(\.name).contains("hidden") == false)
-        #expect(try host.parameterValue(module: "params", parameter: "who") == "you")
-        #expect(try host.parameterValue(module: "params", parameter: "values") == "5,6")
-        #expect(try host.parameterValue(module: "params", parameter: "mask") == "0xff")
-        #expect(try host.parameterValue(module: "params", parameter: "quiet") == "N")
+        // Loads and removals share the module area with tests that compare its mappings.
+        try await withModuleArea {
+            let directory = try TemporaryDirectory(prefix: "params")
+            defer { directory.remove() }
+            let host = ModuleHost()
+            let module = try await load("who=you values=5,6", host: host, in: directory)
+            #expect(module.parameters.map(\.name).contains("hidden") == false)
+            #expect(try host.parameterValue(module: "params", parameter: "who") == "you")
+            #expect(try host.parameterValue(module: "params", parameter: "values") == "5,6")
+            #expect(try host.parameterValue(module: "params", parameter: "mask") == "0xff")
+            #expect(try host.parameterValue(module: "params", parameter: "quiet") == "N")
 
-        try host.setParameter(module: "params", parameter: "count", to: "42")
-        #expect(try host.parameterValue(module: "params", parameter: "count") == "42")
-        try host.setParameter(module: "params", parameter: "doubled", to: "4")
-        #expect(try host.parameterValue(module: "params", parameter: "doubled") == "8")
+            try host.setParameter(module: "params", parameter: "count", to: "42")
+            #expect(try host.parameterValue(module: "params", parameter: "count") == "42")
+            try host.setParameter(module: "params", parameter: "doubled", to: "4")
+            #expect(try host.parameterValue(module: "params", parameter: "doubled") == "8")
 
-        let readOnly = #expect(throws: ParameterError.self) { try host.setParameter(module: "params", parameter: "verbose", to: "1") }
-        #expect(readOnly?.message == "parameter 'verbose' of module params is read-only (mode 444)")
-        let hidden = #expect(throws: ParameterError.self) { _ = try host.parameterValue(module: "params", parameter: "hidden") }
-        #expect(hidden?.message == "module params has no parameter 'hidden'")
-        let invalid = #expect(throws: ParameterError.self) { try host.setParameter(module: "params", parameter: "count", to: "x") }
-        #expect(invalid?.kind == .invalidValue)
-        try host.remove("params")
+            let readOnly = #expect(throws: ParameterError.self) { try host.setParameter(module: "params", parameter: "verbose", to: "1") }
+            #expect(readOnly?.message == "parameter 'verbose' of module params is read-only (mode 444)")
+            let hidden = #expect(throws: ParameterError.self) { _ = try host.parameterValue(module: "params", parameter: "hidden") }
+            #expect(hidden?.message == "module params has no parameter 'hidden'")
+            let invalid = #expect(throws: ParameterError.self) { try host.setParameter(module: "params", parameter: "count", to: "x") }
+            #expect(invalid?.kind == .invalidValue)
+            try host.remove("params")
+        }
     }
 
     @Test func integerParsingFollowsKernelRules() {

@@ -43,8 +43,10 @@ step() {
 run_program() {
     local name=$1
     shift
-    "$@" > "$build/step.log" 2>&1
+    # A hung test program fails its step instead of stalling the whole run.
+    timeout --kill-after=10 300 "$@" > "$build/step.log" 2>&1
     local status=$?
+    [ "$status" -eq 124 ] && echo "timed out after 300 seconds" >> "$build/step.log"
     grep -E '^[a-z_]+: [0-9]+ passed' "$build/step.log" | sed "s/^/    $name /"
     record "$name" $status
 }
