@@ -127,7 +127,8 @@ func moduleErrorText(_ status: Int32) -> String {
 /// that contains a space.
 func parameterString(_ arguments: [String]) -> String {
     arguments.map { argument in
-        guard argument.contains(" "), let equals = argument.firstIndex(of: "=") else { return argument }
+        // A value the user already quoted (`name="a b"`) keeps its quotes.
+        guard argument.contains(" "), !argument.contains("\""), let equals = argument.firstIndex(of: "=") else { return argument }
         return argument[...equals] + "\"" + argument[argument.index(after: equals)...] + "\""
     }.joined(separator: " ")
 }

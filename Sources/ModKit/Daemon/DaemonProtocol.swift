@@ -30,6 +30,8 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case readLog = 8
     case callCommand = 9
     case listCommands = 10
+    /// Lists, reads or sets the parameters of a module.
+    case parameters = 11
 
     /// The final reply to a request.
     case reply = 0x8000
@@ -82,6 +84,9 @@ public enum FieldTag: UInt16, Sendable, CaseIterable {
     case summary = 39
     case sequence = 40
     case commandStatus = 41
+    case parameter = 42
+    case parameterType = 43
+    case permissions = 44
 }
 
 /// Flag bits of the `flags` field.

@@ -44,6 +44,8 @@ extension DaemonServer {
                 writer.append(.command, record: CommandRecord(name: command.name, summary: command.summary, owner: command.owner).encoded())
             }
             result = .success(writer)
+        case .parameters(let module, let name, let value):
+            result = parameters(module: module, name: name, value: value, peer: peer)
         }
 
         switch result {
@@ -221,6 +223,37 @@ extension DaemonServer {
             log.log(4, module: nil, "module \(name) was removed by force for pid \(peer.pid) uid \(peer.uid); the host is tainted (R)")
         }
         return .success(FieldWriter())
+    }
+
+    // MARK: Parameters
+
+    private func parameters(module: String, name: String?, value: String?, peer: PeerCredentials) -> Result<FieldWriter, RequestFailure> {
+        var writer = FieldWriter()
+        do throws(ParameterError) {
+            switch (name, value) {
+            case (let name?, let value?):
+                try host.setParameter(module: module, parameter: name, to: value)
+                log.log(6, module: module, "parameter \(name) set to '\(value)' by pid \(peer.pid) uid \(peer.uid)")
+            case (let name?, nil):
+                writer.append(.value, try host.parameterValue(module: module, parameter: name))
+            default:
+                for (parameter, current) in try host.parameters(of: module) {
+                    let record = ParameterRecord(name: parameter.name, type: parameter.type,
+                                                 permissions: parameter.permissions, value: current)
+                    writer.append(.parameter, record: record.encoded())
+                }
+            }
+        } catch {
+            let status: Int32 = switch error.kind {
+            case .notFound: ENOENT
+            case .readOnly: EPERM
+            case .invalidValue: EINVAL
+            case .moduleGoingAway: EAGAIN
+            }
+            log.log(4, module: module, "parameter request failed for pid \(peer.pid): \(error.message)")
+            return .failure(RequestFailure(status: status, message: error.message))
+        }
+        return .success(writer)
     }
 
     // MARK: Commands and log

@@ -15,6 +15,9 @@ public enum Request: Sendable {
     case readLog(follow: Bool)
     case callCommand(name: String, arguments: [String])
     case listCommands
+    /// Every visible parameter of `module` without `name`; one parameter's value with `name`;
+    /// and with `value` too, sets it.
+    case parameters(module: String, name: String?, value: String?)
 
     public var type: MessageType {
         switch self {
@@ -28,6 +31,7 @@ public enum Request: Sendable {
         case .readLog: .readLog
         case .callCommand: .callCommand
         case .listCommands: .listCommands
+        case .parameters: .parameters
         }
     }
 
@@ -56,6 +60,10 @@ public enum Request: Sendable {
         case .callCommand(let name, let arguments):
             writer.append(.name, name)
             for argument in arguments { writer.append(.argument, argument) }
+        case .parameters(let module, let name, let value):
+            writer.append(.name, module)
+            if let name { writer.append(.parameter, name) }
+            if let value { writer.append(.value, value) }
         }
         return writer
     }
@@ -105,6 +113,12 @@ public enum Request: Sendable {
         case .callCommand:
             try fields.checkTags(allowed: [.name, .argument], in: what)
             self = .callCommand(name: try fields.requiredString(.name, in: what), arguments: try fields.strings(.argument))
+        case .parameters:
+            try fields.checkTags(allowed: [.name, .parameter, .value], in: what)
+            let name = try fields.string(.parameter)
+            let value = try fields.string(.value)
+            guard value == nil || name != nil else { throw ProtocolError("\(what) has a value but no parameter") }
+            self = .parameters(module: try fields.requiredString(.name, in: what), name: name, value: value)
         case .reply, .logRecords:
             throw ProtocolError("message type \(type) is a reply, not a request")
         }
@@ -363,5 +377,36 @@ extension Duration {
 
     var milliseconds: Int64 {
         nanoseconds / 1_000_000
+    }
+}
+
+/// One module parameter as the `parameters` request lists it.
+public struct ParameterRecord: Sendable, Equatable {
+    public var name: String
+    public var type: String
+    public var permissions: UInt16
+    public var value: String
+
+    public init(name: String, type: String, permissions: UInt16, value: String) {
+        self.name = name
+        self.type = type
+        self.permissions = permissions
+        self.value = value
+    }
+
+    public func encoded() -> FieldWriter {
+        var writer = FieldWriter()
+        writer.append(.name, name)
+        writer.append(.parameterType, type)
+        writer.append(.permissions, UInt64(permissions))
+        writer.append(.value, value)
+        return writer
+    }
+
+    public init(_ fields: Fields) throws(ProtocolError) {
+        name = try fields.requiredString(.name, in: "parameter record")
+        type = try fields.requiredString(.parameterType, in: "parameter record")
+        permissions = UInt16(truncatingIfNeeded: try fields.uint64(.permissions) ?? 0)
+        value = try fields.requiredString(.value, in: "parameter record")
     }
 }

@@ -48,13 +48,13 @@ extension ModuleHost {
         }
     }
 
-    /// The visible parameters of a module, with their current values.
+    /// The visible parameters of a module, sorted by name, with their current values.
     public func parameters(of name: String) throws(ParameterError) -> [(parameter: ModuleParameter, value: String)] {
         guard let module = module(named: name) else {
             throw ParameterError(kind: .notFound, module: name, parameter: "", message: "module \(name) is not loaded")
         }
         var result: [(ModuleParameter, String)] = []
-        for parameter in module.allParameters where parameter.isVisible {
+        for parameter in module.parameters.sorted(by: { $0.name < $1.name }) {
             result.append((parameter, try parameterValue(module: name, parameter: parameter.name)))
         }
         return result
