@@ -29,8 +29,16 @@ public final class ModuleHost: @unchecked Sendable {
         HostDirectory.add(self)
     }
 
+    /// A host released while modules are still loaded leaves them loaded, and their memory
+    /// mapped, for the rest of the process. Their code may still be reachable through pointers
+    /// the host cannot see (signal handlers, threads, unwind tables registered with libgcc), so
+    /// unmapping it could crash the process later. Remove modules first to free them.
     deinit {
         HostDirectory.remove(self)
+        let leftover = registry.withLock { $0.modules.values }
+        for module in leftover {
+            _ = Unmanaged.passRetained(module)
+        }
     }
 
     /// The loaded module named `name`.
