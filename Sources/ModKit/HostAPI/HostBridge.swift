@@ -67,9 +67,7 @@ enum HostBridge {
         guard let name else { return nil }
         let symbol = String(cString: name)
         for host in HostDirectory.all {
-            guard let export = host.export(named: symbol), let owner = host.module(named: export.owner) else { continue }
-            guard try_module_get(owner.structure) else { return nil }
-            return UnsafeMutableRawPointer(bitPattern: UInt(export.address))
+            if let address = host.symbolGet(symbol) { return UnsafeMutableRawPointer(mutating: address) }
         }
         return nil
     }
@@ -77,15 +75,7 @@ enum HostBridge {
     private static func putSymbol(_ name: UnsafePointer<CChar>?) {
         guard let name else { return }
         let symbol = String(cString: name)
-        for host in HostDirectory.all {
-            let owner: Module? = host.registry.withLock { registry in
-                registry.exports[symbol].flatMap { registry.modules[$0.owner] }
-            }
-            if let owner {
-                module_put(owner.structure)
-                return
-            }
-        }
+        for host in HostDirectory.all where host.symbolPut(symbol) { return }
     }
 
     private static func registerExitHandler(_ function: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?, argument: UnsafeMutableRawPointer?,

@@ -50,16 +50,25 @@ extension Module {
 extension ModuleHost {
     /// Looks up an export of a live module and takes a reference on its module
     /// (`symbol_get`); nil when no live module exports `name`. Balance with `symbolPut`.
+    ///
+    /// The get happens under the registry lock. Removal takes a module out of the registry
+    /// under that lock before it unmaps it, so the `struct module` counted here is mapped.
     public func symbolGet(_ name: String) -> UnsafeRawPointer? {
-        guard let export = export(named: name), let owner = module(named: export.owner), owner.tryGet() else { return nil }
-        return UnsafeRawPointer(bitPattern: UInt(export.address))
+        registry.withLock { registry in
+            guard let export = registry.exports[name], let owner = registry.modules[export.owner], owner.state == .live,
+                  try_module_get(owner.structure) else { return nil }
+            return UnsafeRawPointer(bitPattern: UInt(export.address))
+        }
     }
 
-    /// Drops the reference a `symbolGet` of `name` took (`symbol_put`).
-    public func symbolPut(_ name: String) {
+    /// Drops the reference a `symbolGet` of `name` took (`symbol_put`). Returns false, and
+    /// drops nothing, when no module of this host exports `name`.
+    @discardableResult
+    public func symbolPut(_ name: String) -> Bool {
         let owner: Module? = registry.withLock { registry in
             registry.exports[name].flatMap { registry.modules[$0.owner] }
         }
         owner?.put()
+        return owner != nil
     }
 }
