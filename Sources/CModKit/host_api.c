@@ -222,6 +222,18 @@ void modkit_unregister_command(struct modkit_command *command)
     ops->unregister_command(command);
 }
 
+int modkit_call_command(struct module *caller, const char *name, int argc, char **argv,
+                        struct modkit_output *out, int *status)
+{
+    const struct modkit_host_ops *ops = host_ops();
+
+    if (name == NULL || status == NULL || argc < 0 || (argc > 0 && argv == NULL))
+        return -EINVAL;
+    if (ops == NULL || ops->call_command == NULL)
+        return -ENOSYS;
+    return ops->call_command(caller, name, argc, argv, out, status);
+}
+
 /* Calls an atexit function, passed as the argument of a __cxa_atexit-style
  * handler so that no memory is needed per registration. */
 static void call_atexit_function(void *function)

@@ -9,6 +9,7 @@ static const struct modkit_host_symbol host_symbols[] = {
     {"__symbol_put", (const void *)__symbol_put},
     {"modkit_register_command", (const void *)modkit_register_command},
     {"modkit_unregister_command", (const void *)modkit_unregister_command},
+    {"modkit_call_command", (const void *)modkit_call_command},
     {"module_refcount", (const void *)module_refcount},
     /* Referenced by the inline try_module_get, __module_get and module_put. */
     {"__modkit_ref_count_slow", (const void *)__modkit_ref_count_slow},

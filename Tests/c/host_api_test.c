@@ -33,6 +33,11 @@ static const char *last_symbol_name;
 static int symbol_puts;
 static struct modkit_command *last_registered;
 static struct modkit_command *last_unregistered;
+static struct module *last_call_caller;
+static const char *last_call_name;
+static int last_call_argc;
+static char **last_call_argv;
+static struct modkit_output *last_call_out;
 static void (*last_exit_function)(void *);
 static void *last_exit_argument;
 static void *last_exit_dso_handle;
@@ -72,6 +77,18 @@ static void record_unregister_command(struct modkit_command *command)
     last_unregistered = command;
 }
 
+static int record_call_command(struct module *caller, const char *name, int argc, char **argv,
+                               struct modkit_output *out, int *status)
+{
+    last_call_caller = caller;
+    last_call_name = name;
+    last_call_argc = argc;
+    last_call_argv = argv;
+    last_call_out = out;
+    *status = 7;
+    return 0;
+}
+
 static int record_output(struct modkit_output *out, const char *text, size_t length)
 {
     (void)out;
@@ -93,10 +110,10 @@ static int record_exit_handler(void (*function)(void *), void *argument, void *d
 
 static const struct modkit_host_ops recording_ops = {
     record_log,          record_get_symbol, record_put_symbol,  record_register_command,
-    record_unregister_command, record_output, record_exit_handler,
+    record_unregister_command, record_call_command, record_output, record_exit_handler,
 };
 
-static const struct modkit_host_ops empty_ops = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+static const struct modkit_host_ops empty_ops = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 /* ---- Without a host ---- */
 
@@ -161,6 +178,7 @@ static void test_calls_without_host_fail_safely(void)
 {
     struct modkit_command command = {NULL, "cmd", "summary", NULL};
     int (*get)(void);
+    int status = -1;
 
     modkit_set_host_ops(NULL);
     CHECK(__symbol_get("anything") == NULL, "symbol_get without a host");
@@ -169,6 +187,8 @@ static void test_calls_without_host_fail_safely(void)
     command.run = (int (*)(int, char **, struct modkit_output *))1;
     CHECK(modkit_register_command(&command) == -ENOSYS, "register without a host");
     modkit_unregister_command(&command);
+    CHECK(modkit_call_command(NULL, "cmd", 0, NULL, NULL, &status) == -ENOSYS, "call without a host");
+    CHECK(status == -1, "call without a host stored a status");
     CHECK(modkit_printf((struct modkit_output *)1, "x") == -ENOSYS, "printf without a host");
     CHECK(modkit_atexit(abort) != 0, "atexit without a host must fail");
     CHECK(modkit_cxa_atexit((void (*)(void *))free, NULL, NULL) != 0, "__cxa_atexit without a host must fail");
@@ -178,6 +198,7 @@ static void test_calls_without_host_fail_safely(void)
     get = (int (*)(void))__symbol_get("anything");
     CHECK(get == NULL, "symbol_get with NULL callbacks");
     CHECK(modkit_register_command(&command) == -ENOSYS, "register with NULL callbacks");
+    CHECK(modkit_call_command(NULL, "cmd", 0, NULL, NULL, &status) == -ENOSYS, "call with NULL callbacks");
     CHECK(modkit_atexit(abort) != 0, "atexit with NULL callbacks must fail");
     modkit_set_host_ops(NULL);
 }
@@ -285,6 +306,32 @@ static void test_commands_forwarded(void)
     modkit_unregister_command(&command);
     CHECK(last_unregistered == &command, "unregister was not forwarded");
     CHECK(modkit_register_command(NULL) == -EINVAL, "NULL command");
+    modkit_set_host_ops(NULL);
+}
+
+static void test_call_command_forwarded(void)
+{
+    char *arguments[] = {"one", "two", NULL};
+    struct modkit_output *out = (struct modkit_output *)&last_output;
+    int status = -1;
+
+    modkit_set_host_ops(&recording_ops);
+    CHECK(modkit_call_command(&named_module, "hello", 2, arguments, out, &status) == 0, "call failed");
+    CHECK(status == 7, "status %d", status);
+    CHECK(last_call_caller == &named_module, "caller was not forwarded");
+    CHECK(last_call_name != NULL && strcmp(last_call_name, "hello") == 0, "name was not forwarded");
+    CHECK(last_call_argc == 2, "argc %d", last_call_argc);
+    CHECK(last_call_argv == arguments, "argv was not forwarded");
+    CHECK(last_call_out == out, "output was not forwarded");
+
+    last_call_name = NULL;
+    CHECK(modkit_call_command(&named_module, NULL, 0, NULL, NULL, &status) == -EINVAL, "NULL name");
+    CHECK(modkit_call_command(&named_module, "hello", 0, NULL, NULL, NULL) == -EINVAL, "NULL status");
+    CHECK(modkit_call_command(&named_module, "hello", -1, arguments, NULL, &status) == -EINVAL, "negative argc");
+    CHECK(modkit_call_command(&named_module, "hello", 1, NULL, NULL, &status) == -EINVAL, "argc without argv");
+    CHECK(last_call_name == NULL, "an invalid call reached the host");
+    CHECK(modkit_call_command(NULL, "hello", 0, NULL, NULL, &status) == 0, "a call without caller or arguments failed");
+    CHECK(last_call_caller == NULL, "NULL caller was not forwarded");
     modkit_set_host_ops(NULL);
 }
 
@@ -402,7 +449,7 @@ static void test_host_symbol_table(void)
 {
     static const char *const required[] = {
         "printk", "_modkit_printk", "modkit_printf", "__symbol_get", "__symbol_put",
-        "modkit_register_command", "modkit_unregister_command", "module_refcount",
+        "modkit_register_command", "modkit_unregister_command", "modkit_call_command", "module_refcount",
         "__modkit_ref_count_slow", "__modkit_ref_wake", "__modkit_thread_offset",
         "__modkit_ref_slot_state", "atexit", "__cxa_atexit",
     };
@@ -457,6 +504,7 @@ int main(void)
     RUN_TEST(test_printk_passes_owner);
     RUN_TEST(test_printk_truncates_long_message);
     RUN_TEST(test_commands_forwarded);
+    RUN_TEST(test_call_command_forwarded);
     RUN_TEST(test_printf_short_and_long_output);
     RUN_TEST(test_printf_returns_write_error);
     RUN_TEST(test_symbol_get_forwarded);

@@ -34,6 +34,9 @@ enum HostBridge {
                 put_symbol: { name in HostBridge.putSymbol(name) },
                 register_command: { command in HostBridge.registerCommand(command) },
                 unregister_command: { command in HostBridge.unregisterCommand(command) },
+                call_command: { caller, name, argc, argv, output, status in
+                    HostBridge.callCommand(caller: caller, name: name, argc: argc, argv: argv, output: output, status: status)
+                },
                 write_output: { output, text, length in HostBridge.writeOutput(output, text: text, length: length) },
                 register_exit_handler: { function, argument, dsoHandle, returnAddress in
                     HostBridge.registerExitHandler(function, argument: argument, dsoHandle: dsoHandle, returnAddress: returnAddress)
@@ -43,7 +46,7 @@ enum HostBridge {
     }
 
     /// The name of the reference counting mode in effect: "membarrier", "fence" or "no-unload".
-    public static var referenceMode: String { String(cString: modkit_ref_mode_name()) }
+    static var referenceMode: String { String(cString: modkit_ref_mode_name()) }
 
     private static func address(_ pointer: UnsafeMutableRawPointer?) -> UInt64 {
         UInt64(UInt(bitPattern: pointer))
@@ -105,6 +108,38 @@ enum HostBridge {
         let owner = command.pointee.owner
         let hosts = HostDirectory.module(of: owner)?.host.map { [$0] } ?? HostDirectory.all
         for host in hosts where host.commandRegistry.unregister(String(cString: name), owner: owner) { return }
+    }
+
+    /// Runs a command for module code (`modkit_call_command`). Output written to a NULL `output`
+    /// is collected and dropped.
+    private static func callCommand(caller: UnsafeMutablePointer<CModKit.module>?, name: UnsafePointer<CChar>?, argc: Int32,
+                                    argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, output: OpaquePointer?,
+                                    status: UnsafeMutablePointer<Int32>?) -> Int32 {
+        guard let name, let status, argc >= 0 else { return -EINVAL }
+        let command = String(cString: name)
+        var arguments: [String] = []
+        for index in 0 ..< Int(argc) {
+            guard let argument = argv?[index] else { return -EINVAL }
+            arguments.append(String(cString: argument))
+        }
+        let discarded = CommandOutput()
+        let box = Unmanaged.passRetained(discarded)
+        defer { box.release() }
+        let destination = output ?? OpaquePointer(box.toOpaque())
+
+        let hosts = HostDirectory.module(of: caller)?.host.map { [$0] } ?? HostDirectory.all
+        for host in hosts {
+            do {
+                status.pointee = try host.runCommand(command, arguments: arguments, calledBy: caller, output: destination)
+                return 0
+            } catch let error as RegistryError where error.kind == .notFound {
+                continue
+            } catch {
+                // A lookup throws only notFound and goingAway.
+                return -ENODEV
+            }
+        }
+        return -ENOENT
     }
 
     private static func writeOutput(_ output: OpaquePointer?, text: UnsafePointer<CChar>?, length: Int) -> Int32 {

@@ -29,15 +29,23 @@ extension ModuleHost {
     /// Throws `RegistryError` with `.notFound`, or `.goingAway` while the module is initializing
     /// or being removed.
     public func callCommand(_ name: String, arguments: [String] = []) throws -> CommandResult {
-        try commandRegistry.withEntry(name) { command in
-            let output = CommandOutput()
+        let output = CommandOutput()
+        let box = Unmanaged.passRetained(output)
+        defer { box.release() }
+        let status = try runCommand(name, arguments: arguments, calledBy: nil, output: OpaquePointer(box.toOpaque()))
+        return CommandResult(status: status, output: String(decoding: output.bytes, as: UTF8.self))
+    }
+
+    /// Runs a command that writes to `output`, a `struct modkit_output *` of this host, and
+    /// returns the command's status. A call from the command's own module takes no reference
+    /// (see `OwnedRegistry.withEntry`).
+    func runCommand(_ name: String, arguments: [String], calledBy caller: UnsafeMutablePointer<CModKit.module>?,
+                    output: OpaquePointer) throws -> Int32 {
+        try commandRegistry.withEntry(name, calledBy: caller) { command in
             let words = [name] + arguments
             var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
             defer { for word in argv { free(word) } }
-            let box = Unmanaged.passRetained(output)
-            defer { box.release() }
-            let status = command.pointee.run(Int32(words.count), &argv, OpaquePointer(box.toOpaque()))
-            return CommandResult(status: status, output: String(decoding: output.bytes, as: UTF8.self))
+            return command.pointee.run(Int32(words.count), &argv, output)
         }
     }
 

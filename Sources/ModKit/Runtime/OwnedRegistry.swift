@@ -75,19 +75,26 @@ public final class OwnedRegistry<Entry>: @unchecked Sendable {
     }
 
     /// Looks up `key` and runs `body` on its entry while holding a reference on the owner.
-    public func withEntry<R>(_ key: String, _ body: (Entry) throws -> R) throws -> R {
-        let found: Result<Item, RegistryError> = items.withLock { items in
+    ///
+    /// When `caller` is the entry's owner, no reference is taken: the call comes from code
+    /// running in that module, which whoever entered it (or the loader, during its init)
+    /// already keeps loaded. This is what lets a module's init call back into an entry it has
+    /// just registered, while a reference from anyone else would fail until init returns.
+    public func withEntry<R>(_ key: String, calledBy caller: UnsafeMutablePointer<CModKit.module>? = nil,
+                             _ body: (Entry) throws -> R) throws -> R {
+        let found: Result<(item: Item, counted: Bool), RegistryError> = items.withLock { items in
             guard let item = items[key] else {
                 return .failure(RegistryError(kind: .notFound, key: key, message: "\(noun) \(key) not found"))
             }
+            if caller != nil && item.owner == caller { return .success((item, false)) }
             guard try_module_get(item.owner) else {
                 let name = item.owner.flatMap { $0.pointee.name.map { String(cString: $0) } } ?? key
                 return .failure(RegistryError(kind: .goingAway, key: key, message: "\(name) is going away"))
             }
-            return .success(item)
+            return .success((item, true))
         }
-        let item = try found.get()
-        defer { module_put(item.owner) }
+        let (item, counted) = try found.get()
+        defer { if counted { module_put(item.owner) } }
         return try body(item.entry)
     }
 }

@@ -39,6 +39,10 @@ struct modkit_host_ops {
     /* Returns 0 or -errno. */
     int (*register_command)(struct modkit_command *command);
     void (*unregister_command)(struct modkit_command *command);
+    /* Backs modkit_call_command, which has checked its arguments. Returns 0
+     * and stores the command's status, or returns -errno. */
+    int (*call_command)(struct module *caller, const char *name, int argc, char **argv,
+                        struct modkit_output *out, int *status);
     /* Returns 0 or -errno. text is NUL-terminated at text[length]. */
     int (*write_output)(struct modkit_output *out, const char *text, size_t length);
     /* Records function(argument) to run when the module that called atexit

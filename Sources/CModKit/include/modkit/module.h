@@ -226,6 +226,23 @@ struct modkit_command {
 int modkit_register_command(struct modkit_command *command);
 void modkit_unregister_command(struct modkit_command *command);
 
+/* Runs the registered command name with the argc arguments in argv (argv[0]
+ * of the command is its name, so argv holds only what follows it), writing
+ * the command's output to out, or discarding it when out is NULL. Stores the
+ * command's return value in *status. caller is THIS_MODULE.
+ *
+ * A call to one of the caller's own commands takes no reference, so it
+ * works even from module_init: whoever entered the module, or the loader
+ * during init, already keeps it loaded. A call to another module's command
+ * holds a reference on that module for the duration of the call.
+ *
+ * Returns 0 when the command ran, -ENOENT if no command has that name,
+ * -ENODEV if the command's module is initializing or being removed (as if
+ * it had not registered yet), -EINVAL for invalid arguments, or -ENOSYS
+ * without a host. */
+int modkit_call_command(struct module *caller, const char *name, int argc, char **argv,
+                        struct modkit_output *out, int *status);
+
 /* Writes formatted text to a command's output. Returns the number of bytes
  * written or -errno. */
 int modkit_printf(struct modkit_output *out, const char *fmt, ...)
