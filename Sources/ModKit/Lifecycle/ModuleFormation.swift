@@ -81,6 +81,8 @@ extension ModuleHost {
         let status = module.initFunction.map(ModuleCode.callInit) ?? 0
         guard status == 0 else {
             runExitHandlers(module)
+            // Entries would point into memory that discard unmaps.
+            removeLeftoverEntries(of: module, after: "its failed init")
             unpublish(module)
             discard(module)
             let reason = status < 0 ? " (\(String(cString: strerror(-status))))" : ""

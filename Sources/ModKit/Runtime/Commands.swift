@@ -49,11 +49,12 @@ extension ModuleHost {
         }
     }
 
-    /// Drops the commands a removed module left registered, and says so in the log.
-    func removeLeftoverEntries(of module: Module) {
+    /// Drops the commands a removed module left registered, and says so in the log. `stage` is
+    /// what the module ran last, for the message: "its exit" or "its failed init".
+    func removeLeftoverEntries(of module: Module, after stage: String = "its exit") {
         let keys = commandRegistry.removeAll(ownedBy: module.structure)
         if !keys.isEmpty {
-            log(4, module: module.name, "module left commands registered after its exit: \(keys.joined(separator: ", ")); removed them")
+            log(4, module: module.name, "module left commands registered after \(stage): \(keys.joined(separator: ", ")); removed them")
         }
     }
 }
