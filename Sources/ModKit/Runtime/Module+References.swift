@@ -48,6 +48,15 @@ extension Module {
 }
 
 extension ModuleHost {
+    /// How this host's modules count references: "no-unload" when `options.unloadEnabled` is
+    /// false, otherwise the process's mode, chosen when the first host was created.
+    /// "membarrier" gets and puts carry only a compiler barrier and removal issues
+    /// `membarrier(2)`, while "fence" gets and puts carry a full fence (ThreadSanitizer builds,
+    /// and kernels without private expedited membarrier).
+    public var referenceCountingMode: String {
+        options.unloadEnabled ? HostBridge.referenceMode : "no-unload"
+    }
+
     /// Looks up an export of a live module and takes a reference on its module
     /// (`symbol_get`); nil when no live module exports `name`. Balance with `symbolPut`.
     ///
