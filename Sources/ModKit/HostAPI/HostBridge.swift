@@ -1,6 +1,5 @@
 import CModKit
 import Glibc
-import Synchronization
 
 /// Connects the C host API that modules call (`printk`, `symbol_get`, `atexit`, commands) to
 /// the Swift hosts, and sets up reference counting once per process.
@@ -16,7 +15,7 @@ enum HostBridge {
         return symbols
     }()
 
-    private static let installed = Mutex(false)
+    private static let installed = LockedValue(false)
 
     /// Chooses the reference counting mode and installs the callbacks, once per process. It
     /// must run before the process starts threads that take module references.

@@ -1,5 +1,4 @@
 import CModKit
-import Synchronization
 
 /// Every live `ModuleHost` of the process, so that calls from module code that carry no owner
 /// (`printk`, `symbol_get`, `atexit`) can find the module and host they belong to.
@@ -8,7 +7,7 @@ enum HostDirectory {
         weak var host: ModuleHost?
     }
 
-    private static let hosts = Mutex<[WeakHost]>([])
+    private static let hosts = LockedValue<[WeakHost]>([])
 
     static func add(_ host: ModuleHost) {
         hosts.withLock { $0.append(WeakHost(host: host)) }

@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// A page-aligned span of the module area handed to one module.
 public struct AreaSpan: Sendable, Equatable {
@@ -48,7 +47,7 @@ public final class ModuleArea: Sendable {
     static let warmLimit = 64 << 20
     static let warmSpanLimit = 16
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     /// Reserves a span of `size` bytes (rounded up to pages) in `zone`.
     public func allocate(size: Int, zone: Zone) throws(LoadError) -> AreaSpan {

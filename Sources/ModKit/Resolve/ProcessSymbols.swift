@@ -1,6 +1,5 @@
 import CModKit
 import Glibc
-import Synchronization
 
 /// The process's own symbols (libc, libm, the host executable), looked up through the dynamic
 /// linker and remembered.
@@ -14,7 +13,7 @@ enum ProcessSymbols {
         var addresses: [String: UInt64?] = [:]
     }
 
-    private static let cache = Mutex(Cache())
+    private static let cache = LockedValue(Cache())
 
     /// Starts a batch of lookups: drops the cache if the set of libraries changed.
     static func revalidate() {

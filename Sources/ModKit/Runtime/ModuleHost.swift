@@ -1,5 +1,4 @@
 import CModKit
-import Synchronization
 
 /// A process's module system: it loads modules, keeps the registry of loaded modules and
 /// their exports, and removes them.
@@ -18,7 +17,7 @@ public final class ModuleHost: @unchecked Sendable {
     }
 
     /// Guards `Registry` and the mutable fields of every `Module` of this host.
-    let registry = Mutex(Registry())
+    let registry = LockedValue(Registry())
 
     /// Commands registered by modules with `modkit_register_command`.
     public let commandRegistry = OwnedRegistry<UnsafeMutablePointer<modkit_command>>(noun: "command")

@@ -1,5 +1,4 @@
 import CModKit
-import Synchronization
 
 /// Why a registry lookup did not run its entry.
 public struct RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -33,7 +32,7 @@ public final class OwnedRegistry<Entry>: @unchecked Sendable {
 
     /// What kind of thing the registry holds, for messages: "command".
     public let noun: String
-    private let items = Mutex<[String: Item]>([:])
+    private let items = LockedValue<[String: Item]>([:])
 
     public init(noun: String) {
         self.noun = noun

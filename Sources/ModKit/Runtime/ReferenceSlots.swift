@@ -1,10 +1,9 @@
 import CModKit
-import Synchronization
 
 /// Hands out each module's index into the per-thread reference counter blocks. The blocks
 /// are process-wide, so the indices are too.
 enum ReferenceSlots {
-    private static let free = Mutex<[UInt32]>(Array((0 ..< UInt32(MODKIT_REF_SLOTS)).reversed()))
+    private static let free = LockedValue<[UInt32]>(Array((0 ..< UInt32(MODKIT_REF_SLOTS)).reversed()))
 
     static func allocate(file: String) throws(LoadError) -> UInt32 {
         guard let index = free.withLock({ $0.popLast() }) else {
