@@ -84,7 +84,7 @@ struct StressRun {
             var problems: [String] = []
             for number in 1 ... 2 {
                 Self.wait(for: number, in: round)
-                problems += Self.cycle(host, object: object, count: number == 1 ? 50 : cycles)
+                problems += Self.cycle(host, object: object, count: number == 1 ? Self.warmUpCycles : cycles)
                 loadedRounds.store(number, ordering: .releasing)
                 finished.add(1, ordering: .releasing)
             }
@@ -95,11 +95,19 @@ struct StressRun {
         round.store(1, ordering: .releasing)
         _ = waitUntil(timeout: .seconds(600)) { finished.load(ordering: .acquiring) == 3 }
         ModuleArea.shared.dropWarmPages()
-        let before = Self.memoryMap()
+        // Sanitizer runtimes map and unmap shadow memory as the process runs, so their builds
+        // compare only the module area, where module memory lives.
+        let compared = Self.sanitizerRuntimeLoaded ? ModuleArea.shared.zones.map(\.range) : nil
+        // Both maps are read into memory allocated here, so that reading them allocates
+        // nothing: a malloc arena that grew for the first copy would differ in the second.
+        let maps = MapsCopies()
+        maps.read(into: maps.before, within: compared)
         round.store(2, ordering: .releasing)
         _ = waitUntil(timeout: .seconds(3600)) { finished.load(ordering: .acquiring) == 6 }
         ModuleArea.shared.dropWarmPages()
-        let after = Self.memoryMap()
+        maps.read(into: maps.after, within: compared)
+        let before = maps.before.lines(within: compared)
+        let after = maps.after.lines(within: compared)
         round.store(Self.exitRound, ordering: .releasing)
         let loaderProblems = loader.join() ?? ["the loader thread did not finish"]
         let rounds = callers.map { $0.join() ?? [] }
@@ -113,9 +121,14 @@ struct StressRun {
         let ran = measured.map { String($0.ran) }.joined(separator: " and ")
         let goingAway = measured.reduce(0) { $0 + $1.goingAway }
         let notFound = measured.reduce(0) { $0 + $1.notFound }
-        let summary = "\(cycles) cycles: \(ran) calls ran, \(goingAway) found the module going away, \(notFound) found no command"
+        var summary = "\(cycles) cycles: \(ran) calls ran, \(goingAway) found the module going away, \(notFound) found no command"
+        if Self.sanitizerRuntimeLoaded { summary += " (sanitizer build: maps compared within the module area)" }
         return (problems, summary)
     }
+
+    /// Cycles of the warm-up round, which reserves the module area and gives each thread its
+    /// counter block and malloc arena before the first map is read.
+    static let warmUpCycles = 100
 
     /// The round in which the threads return, after the last map was read: a thread that
     /// exits may unmap its stack.
@@ -163,16 +176,73 @@ struct StressRun {
         return []
     }
 
-    /// The lines of /proc/self/maps. The kernel builds the file a page at a time, so a read
-    /// that races with a mapping change can miss lines: read until two reads agree.
-    static func memoryMap() -> Set<String> {
-        var previous: Set<String> = []
-        for _ in 0 ..< 100 {
-            let text = (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)) ?? ""
-            let lines = Set(text.split(separator: "\n").map(String.init))
-            if lines == previous { return lines }
-            previous = lines
+    /// Whether ThreadSanitizer or AddressSanitizer is in the process.
+    static var sanitizerRuntimeLoaded: Bool {
+        let process = UnsafeMutableRawPointer(bitPattern: 0)
+        return dlsym(process, "__tsan_init") != nil || dlsym(process, "__asan_init") != nil
+    }
+
+    /// Whether a line of /proc/self/maps, `START-END PERMISSIONS ...`, overlaps one of `ranges`.
+    static func line(_ line: String, overlaps ranges: [AreaSpan]) -> Bool {
+        let bounds = line.prefix { $0 != " " }.split(separator: "-").compactMap { UInt64($0, radix: 16) }
+        guard bounds.count == 2 else { return false }
+        return ranges.contains { $0.start < bounds[1] && bounds[0] < $0.end }
+    }
+
+}
+
+/// Copies of /proc/self/maps in memory allocated once. The kernel builds the file a page at a
+/// time, so a read that races with a mapping change can miss lines, and a copy is kept only
+/// once two reads in a row agree.
+final class MapsCopies {
+    /// One copy: raw bytes in a buffer that is never reallocated.
+    final class Copy {
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 16)
+        var count = 0
+
+        deinit { storage.deallocate() }
+
+        var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[..<count]) }
+
+        /// Reads the whole file, and returns false if it does not fit.
+        func readMaps() -> Bool {
+            let descriptor = open("/proc/self/maps", O_RDONLY)
+            guard descriptor >= 0 else { return false }
+            defer { close(descriptor) }
+            count = 0
+            while count < storage.count {
+                let result = Glibc.read(descriptor, storage.baseAddress! + count, storage.count - count)
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else { return true }
+                count += result
+            }
+            return false
         }
-        return previous
+
+        /// The lines of the copy, or only those that overlap `ranges`.
+        func lines(within ranges: [AreaSpan]?) -> Set<String> {
+            let all = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+            guard let ranges else { return Set(all) }
+            return Set(all.filter { StressRun.line($0, overlaps: ranges) })
+        }
+    }
+
+    let before = Copy()
+    let after = Copy()
+    private let previous = Copy()
+
+    /// Reads the file into `copy` until two reads in a row agree, at most 100 times. With
+    /// `ranges`, only the lines that overlap them must agree, and comparing them allocates.
+    func read(into copy: Copy, within ranges: [AreaSpan]?) {
+        _ = previous.readMaps()
+        for _ in 0 ..< 100 {
+            _ = copy.readMaps()
+            if let ranges {
+                if copy.lines(within: ranges) == previous.lines(within: ranges) { return }
+            } else if copy.bytes.elementsEqual(previous.bytes) {
+                return
+            }
+            _ = previous.readMaps()
+        }
     }
 }

@@ -4,7 +4,7 @@ import Synchronization
 
 /// The messages a host logged.
 final class LogCollector: Sendable {
-    private let records = Mutex<[LogRecord]>([])
+    private let records = LockedValue<[LogRecord]>([])
 
     func append(_ record: LogRecord) {
         records.withLock { $0.append(record) }

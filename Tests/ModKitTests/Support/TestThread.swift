@@ -1,12 +1,13 @@
 import CModKit
 import Glibc
+import ModKit
 import Synchronization
 
 /// A POSIX thread for a test step that blocks, such as a load whose init waits or a removal
 /// that waits for references, so that the step never holds a thread of the concurrency pool.
 final class TestThread<Value: Sendable>: Sendable {
-    private let handle = Mutex<pthread_t?>(nil)
-    private let result = Mutex<Value?>(nil)
+    private let handle = LockedValue<pthread_t?>(nil)
+    private let result = LockedValue<Value?>(nil)
     private let kernelThreadID = Atomic<Int32>(0)
 
     /// Starts `body` on a new thread and returns once the thread runs.
