@@ -17,7 +17,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "modkit",
-            dependencies: ["ModKit"],
+            dependencies: ["ModKit", "CModKit"],
             // Modules written in C++ bind to the C++ runtime and unwinder of the host process.
             linkerSettings: [
                 .linkedLibrary("dl"), .linkedLibrary("m"), .linkedLibrary("stdc++"), .linkedLibrary("gcc_s"),

@@ -1,0 +1,74 @@
+import CModKit
+import Glibc
+import Synchronization
+
+/// A POSIX thread for the benchmarks, which need threads that start at one moment and whose
+/// kernel thread id is known.
+final class BenchThread: @unchecked Sendable {
+    private var handle = pthread_t()
+    private let kernelThreadID = Atomic<Int32>(0)
+    private let body: @Sendable () -> Void
+
+    /// Starts `body` on a new thread.
+    init(_ body: @escaping @Sendable () -> Void) {
+        self.body = body
+        let argument = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&handle, nil, { argument in
+            let thread = Unmanaged<BenchThread>.fromOpaque(argument!).takeRetainedValue()
+            thread.kernelThreadID.store(modkit_gettid(), ordering: .releasing)
+            thread.body()
+            return nil
+        }, argument)
+        precondition(status == 0, "pthread_create failed with error \(status)")
+    }
+
+    func join() {
+        pthread_join(handle, nil)
+    }
+
+    /// Waits, for at most a second, until the thread sleeps in the futex system call, as a
+    /// removal that waits for references does. Reads `/proc/self/task/ID/syscall`.
+    func waitUntilAsleep() {
+        #if arch(x86_64)
+        let futex = 202
+        #else
+        let futex = 98
+        #endif
+        let deadline = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < deadline {
+            let id = kernelThreadID.load(ordering: .acquiring)
+            if id != 0, Self.systemCall(of: id) == futex { return }
+            usleep(20)
+        }
+    }
+
+    /// Returns the number of the system call the thread is blocked in, the first field of
+    /// `/proc/self/task/ID/syscall`.
+    private static func systemCall(of threadID: Int32) -> Int? {
+        guard let file = fopen("/proc/self/task/\(threadID)/syscall", "r") else { return nil }
+        defer { fclose(file) }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let count = fread(&buffer, 1, buffer.count, file)
+        let text = String(decoding: buffer[..<count], as: UTF8.self)
+        return Int(text.prefix { $0 != " " && $0 != "\n" })
+    }
+
+    /// Runs `body(index)` on `count` new threads that wait until all of them exist, and
+    /// returns the time from their common start until the last one returned.
+    static func runTogether(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> Duration {
+        let ready = Atomic(0)
+        let start = Atomic(false)
+        let threads = (0 ..< count).map { index in
+            BenchThread {
+                ready.add(1, ordering: .releasing)
+                while !start.load(ordering: .acquiring) {}
+                body(index)
+            }
+        }
+        while ready.load(ordering: .acquiring) < count { sched_yield() }
+        let begin = ContinuousClock.now
+        start.store(true, ordering: .releasing)
+        for thread in threads { thread.join() }
+        return ContinuousClock.now - begin
+    }
+}

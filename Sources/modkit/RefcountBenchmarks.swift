@@ -1,0 +1,177 @@
+import CModKit
+import Glibc
+import ModKit
+import Synchronization
+
+/// The measurements of `modkit bench refcount`. Each loop runs on threads that start together,
+/// and its figure is the median over several runs.
+struct RefcountBenchmarks {
+    let host: ModuleHost
+    let module: Module
+    /// Get and put pairs per thread in one run.
+    let iterations: Int
+    /// Runs per figure.
+    let runs: Int
+
+    typealias GetPutLoop = @convention(c) (UInt) -> UInt
+    typealias ThreadSlotLoop = @convention(c) (UInt, UnsafeMutablePointer<UInt>) -> UInt
+    typealias CPUSlotLoop = @convention(c) (UInt, UnsafeMutablePointer<UInt>, UInt) -> UInt
+
+    /// Returns nanoseconds per pair, the median of `runs` runs of `iterations` pairs on each of
+    /// `threads` threads. A run lasts from the start of the threads until the last one ends.
+    func nanosecondsPerPair(threads: Int, _ loop: @escaping @Sendable (_ thread: Int) -> Void) -> Double {
+        var samples: [Double] = []
+        for _ in 0 ..< runs {
+            let elapsed = BenchThread.runTogether(threads, loop)
+            samples.append(Self.nanoseconds(elapsed) / Double(iterations))
+        }
+        return Self.median(samples)
+    }
+
+    /// Measures `try_module_get` and `module_put` in a loop of the module's C code. The calling threads
+    /// enter the module while the benchmark holds a reference on it.
+    func moduleFromC(threads: Int) -> Double {
+        let loop = function("bench_get_put", as: GetPutLoop.self)
+        let iterations = UInt(iterations)
+        return nanosecondsPerPair(threads: threads) { _ in _ = loop(iterations) }
+    }
+
+    /// Measures `Module.tryGet()` and `put()` in a Swift loop.
+    func moduleFromSwift(threads: Int) -> Double {
+        let module = module
+        let iterations = iterations
+        return nanosecondsPerPair(threads: threads) { _ in
+            var got = 0
+            for _ in 0 ..< iterations where module.tryGet() {
+                got += 1
+                module.put()
+            }
+            precondition(got == iterations, "a get failed on a live module")
+        }
+    }
+
+    /// Measures an increment and a decrement of one `Atomic<Int>` that every thread shares.
+    func sharedAtomicCounter(threads: Int) -> Double {
+        let counter = SharedCounter()
+        let iterations = iterations
+        return nanosecondsPerPair(threads: threads) { _ in
+            for _ in 0 ..< iterations {
+                counter.value.wrappingAdd(1, ordering: .acquiring)
+                counter.value.wrappingSubtract(1, ordering: .releasing)
+            }
+        }
+    }
+
+    /// Measures a plain increment and decrement of the thread's own counter, with the load of
+    /// `live` between them, in the module's C code.
+    func floorThreadSlot(threads: Int) -> Double {
+        let loop = function("bench_floor_thread_slot", as: ThreadSlotLoop.self)
+        let slots = PaddedCounters(count: threads)
+        let iterations = UInt(iterations)
+        return nanosecondsPerPair(threads: threads) { thread in _ = loop(iterations, slots.counter(thread)) }
+    }
+
+    /// Measures the same with the counter of the CPU the thread runs on, from `sched_getcpu`.
+    func floorCPUSlot(threads: Int) -> Double {
+        let loop = function("bench_floor_cpu_slot", as: CPUSlotLoop.self)
+        let cpus = max(1, sysconf(Int32(_SC_NPROCESSORS_CONF)))
+        let slots = PaddedCounters(count: cpus)
+        let iterations = UInt(iterations)
+        return nanosecondsPerPair(threads: threads) { _ in _ = loop(iterations, slots.counter(0), UInt(cpus)) }
+    }
+
+    /// Returns the microseconds that stopping an idle module takes, counted as a removal counts them:
+    /// `modkit_ref_stop` (which issues membarrier in membarrier mode) and `modkit_ref_sum`. The
+    /// module is restarted after each sample and stays loaded.
+    func idleStopMicroseconds(samples: Int) -> Double {
+        let structure = module.modulePointer
+        var durations: [Double] = []
+        for _ in 0 ..< samples {
+            let start = ContinuousClock.now
+            let stopped = modkit_ref_stop(structure)
+            let count = modkit_ref_sum(structure.pointee.ref_index)
+            let elapsed = ContinuousClock.now - start
+            modkit_ref_restart(structure)
+            precondition(stopped == 0 && count == 0, "stopping the idle module failed (\(stopped)) or found \(count) references")
+            durations.append(Self.nanoseconds(elapsed) / 1000)
+        }
+        return Self.median(durations)
+    }
+
+    /// Returns the microseconds from the `module_put` that drops the last reference to the return of a
+    /// removal with `wait` that sleeps on another thread, and of the whole removal of an idle
+    /// module, as medians. Each sample loads the module `object` again.
+    static func removalMicroseconds(host: ModuleHost, object: String, name: String, samples: Int) throws -> (afterLastPut: Double, idle: Double) {
+        var afterLastPut: [Double] = []
+        var idle: [Double] = []
+        for _ in 0 ..< samples {
+            let waited = try host.load(files: [object])
+            precondition(waited.tryGet(), "a get failed on a live module")
+            let end = LockedValue<ContinuousClock.Instant?>(nil)
+            let remover = BenchThread {
+                try? host.remove(name, wait: true)
+                end.withLock { $0 = ContinuousClock.now }
+            }
+            remover.waitUntilAsleep()
+            let lastPut = ContinuousClock.now
+            waited.put()
+            remover.join()
+            guard let finished = end.withLock({ $0 }), host.module(named: name) == nil else {
+                throw BenchmarkError(description: "the waiting removal of module \(name) failed")
+            }
+            afterLastPut.append(nanoseconds(finished - lastPut) / 1000)
+
+            _ = try host.load(files: [object])
+            let start = ContinuousClock.now
+            try host.remove(name)
+            idle.append(nanoseconds(ContinuousClock.now - start) / 1000)
+        }
+        return (median(afterLastPut), median(idle))
+    }
+
+    private func function<F>(_ symbol: String, as type: F.Type) -> F {
+        guard let address = module.address(of: symbol) else {
+            preconditionFailure("the benchmark module defines no \(symbol)")
+        }
+        return unsafeBitCast(address, to: type)
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1e9 + Double(duration.components.attoseconds) / 1e9
+    }
+
+    static func median(_ samples: [Double]) -> Double {
+        guard !samples.isEmpty else { return 0 }
+        let sorted = samples.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+}
+
+/// A benchmark that could not run to the end.
+struct BenchmarkError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// One atomic counter for every thread of the shared-counter loop.
+private final class SharedCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Counters one cache line apart, so that threads that each use their own do not share a line.
+private final class PaddedCounters: @unchecked Sendable {
+    private let storage: UnsafeMutablePointer<UInt>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        storage = .allocate(capacity: 8 * count)
+        storage.initialize(repeating: 0, count: 8 * count)
+    }
+
+    deinit { storage.deallocate() }
+
+    func counter(_ index: Int) -> UnsafeMutablePointer<UInt> {
+        storage + 8 * index
+    }
+}
