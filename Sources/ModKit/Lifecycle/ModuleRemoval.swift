@@ -113,8 +113,16 @@ extension ModuleHost {
         }
     }
 
-    /// Makes a module live again after a refused removal. Gets that ran between the stop and
-    /// this point failed, as if the module were going; that short window is documented.
+    /// Makes a module live again after a refused removal.
+    ///
+    /// A refused removal has already stopped the module, because the count is only reliable
+    /// once new gets fail. From `modkit_ref_stop` in `waitForReferences` until the
+    /// `modkit_ref_restart` here, every `try_module_get` on the module fails as if it were
+    /// going: `callCommand` throws `goingAway` and `symbol_get` returns NULL. Without `wait`, or
+    /// when membarrier fails, the window lasts one stop (a membarrier in membarrier mode) and
+    /// one sum, the time that `modkit bench refcount` reports for an idle module. With `wait`
+    /// and a timeout it lasts until the timeout. Callers should therefore treat a failed get as
+    /// "not available now", not as "removed".
     private func reviveAfterRefusal(_ module: Module) {
         registry.withLock { _ in module.state = .live }
         modkit_ref_restart(module.structure)
