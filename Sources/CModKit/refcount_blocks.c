@@ -159,7 +159,12 @@ static unsigned long *claim_thread_counters(void)
 
 void __modkit_ref_count_slow(unsigned int counter)
 {
-    unsigned long *counters = claim_thread_counters();
+    /* Inline code may call this with a block pointer it read before the thread claimed its
+     * block, so a thread that already has one goes straight to it. */
+    unsigned long *counters = thread_counters;
+
+    if (counters == NULL)
+        counters = claim_thread_counters();
 
     /* Only this thread writes to its own block, but the add must still be
      * one instruction for signal handlers, and an atomic add is one. */

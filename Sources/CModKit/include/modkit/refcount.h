@@ -47,9 +47,10 @@ struct modkit_ref_slot_state {
 extern long __modkit_thread_offset;
 extern struct modkit_ref_slot_state __modkit_ref_slot_state[];
 
-/* Gives the calling thread a counter block and adds 1 to counter in it. Runs
- * on a thread's first count, and on every count while no block can be
- * mapped. Async-signal-safe. */
+/* Gives the calling thread a counter block unless it has one, and adds 1 to
+ * counter in it. Runs on a thread's first count, on later counts of a call
+ * that read the block pointer before the thread had a block, and on every
+ * count while no block can be mapped. Async-signal-safe. */
 void __modkit_ref_count_slow(unsigned int counter);
 /* Bumps the slot's wake_seq and wakes every modkit_ref_wait_zero caller. */
 void __modkit_ref_wake(unsigned int ref_index);
@@ -79,12 +80,24 @@ unsigned long module_refcount(struct module *mod);
 #define MODKIT_REF_FENCE(order) __atomic_thread_fence(order)
 #endif
 
-/* Returns the calling thread's counter block, or NULL if it has none yet. */
+/* Returns the calling thread's counter block, or NULL if it has none yet.
+ *
+ * On x86_64 both loads are asm statements without volatile and without memory operands, so
+ * the compiler may hoist them out of a loop and reuse them across the compiler barriers of
+ * get and put. Otherwise every get and put reloads the offset and the block pointer, and the
+ * address of the counter's store then waits for two dependent loads. Reusing them is safe:
+ * the host sets the offset before any module code runs and never changes it, and a thread's
+ * block pointer changes only from NULL to its block. A reused NULL only sends the counts of
+ * that call to __modkit_ref_count_slow, which then finds the block. Both loads read memory
+ * that is always mapped, so the compiler may also move them before a check of mod. */
 static inline unsigned long *__modkit_thread_counters(void)
 {
 #if defined(__x86_64__)
     unsigned long *counters;
-    __asm__ __volatile__("movq %%fs:(%1), %0" : "=r"(counters) : "r"(__modkit_thread_offset));
+    long offset;
+
+    __asm__("movq (%1), %0" : "=r"(offset) : "r"(&__modkit_thread_offset));
+    __asm__("movq %%fs:(%1), %0" : "=r"(counters) : "r"(offset));
     return counters;
 #elif defined(__aarch64__)
     /* NOTE: this branch compiles but has never run. ModKit is tested on x86_64 only. */
@@ -94,14 +107,13 @@ static inline unsigned long *__modkit_thread_counters(void)
 #endif
 }
 
-/* Adds 1 to one counter of the calling thread's block. On x86_64 this is a
+/* Adds 1 to one counter of the calling thread's block, whose address
+ * __modkit_thread_counters returned earlier in the same thread. On x86_64 this is a
  * single unlocked incq, so a signal handler on the same thread cannot lose
  * the update, and no other thread writes the word. ThreadSanitizer builds
  * use an atomic add because the sanitizer does not see inline assembly. */
-static inline void __modkit_ref_count(unsigned int counter)
+static inline void __modkit_ref_count(unsigned long *counters, unsigned int counter)
 {
-    unsigned long *counters = __modkit_thread_counters();
-
     if (__builtin_expect(counters == NULL, 0)) {
         __modkit_ref_count_slow(counter);
         return;
@@ -127,12 +139,13 @@ static inline void __modkit_ref_order(unsigned int ref_flags)
 /* Drops one reference on a slot. After counting the put it reads only host
  * memory, because the remover may unmap the module as soon as its sum reads
  * zero. */
-static inline void __modkit_ref_put_slot(unsigned int ref_index, unsigned int ref_flags)
+static inline void __modkit_ref_put_slot(unsigned long *counters, unsigned int ref_index,
+                                         unsigned int ref_flags)
 {
     /* Makes this reference's get, even one on another thread, visible to
      * any sum that reads this put. */
     MODKIT_REF_FENCE(__ATOMIC_RELEASE);
-    __modkit_ref_count(2 * ref_index + 1);
+    __modkit_ref_count(counters, 2 * ref_index + 1);
     __modkit_ref_order(ref_flags);
     if (__builtin_expect(__atomic_load_n(&__modkit_ref_slot_state[ref_index].going,
                                          MODKIT_REF_ORDER(__ATOMIC_RELAXED)) != 0, 0))
@@ -145,6 +158,9 @@ static inline void __modkit_ref_put_slot(unsigned int ref_index, unsigned int re
  * the module's exit function takes to unregister itself. */
 static inline bool try_module_get(struct module *mod)
 {
+    /* Read first, on every path, so that the compiler can hoist it out of a loop. */
+    unsigned long *counters = __modkit_thread_counters();
+
     if (mod == NULL)
         return true;
 
@@ -154,32 +170,36 @@ static inline bool try_module_get(struct module *mod)
     if (ref_flags & MODKIT_REF_FLAG_NO_UNLOAD)
         return __atomic_load_n(&mod->live, __ATOMIC_ACQUIRE) != 0;
 
-    __modkit_ref_count(2 * ref_index);
+    __modkit_ref_count(counters, 2 * ref_index);
     __modkit_ref_order(ref_flags);
     if (__builtin_expect(__atomic_load_n(&mod->live, MODKIT_REF_ORDER(__ATOMIC_ACQUIRE)) != 0, 1))
         return true;
 
     /* The module is going: undo with a full put, which wakes the remover if
      * it counted the get above. */
-    __modkit_ref_put_slot(ref_index, ref_flags);
+    __modkit_ref_put_slot(counters, ref_index, ref_flags);
     return false;
 }
 
 /* Takes another reference on a module the caller already holds one on. */
 static inline void __module_get(struct module *mod)
 {
+    unsigned long *counters = __modkit_thread_counters();
+
     if (mod == NULL || (mod->ref_flags & MODKIT_REF_FLAG_NO_UNLOAD))
         return;
-    __modkit_ref_count(2 * mod->ref_index);
+    __modkit_ref_count(counters, 2 * mod->ref_index);
 }
 
 /* Drops a reference taken by try_module_get or __module_get. Any thread may
  * drop a reference that another thread took. NULL is ignored. */
 static inline void module_put(struct module *mod)
 {
+    unsigned long *counters = __modkit_thread_counters();
+
     if (mod == NULL || (mod->ref_flags & MODKIT_REF_FLAG_NO_UNLOAD))
         return;
-    __modkit_ref_put_slot(mod->ref_index, mod->ref_flags);
+    __modkit_ref_put_slot(counters, mod->ref_index, mod->ref_flags);
 }
 
 #ifdef __cplusplus
