@@ -18,7 +18,7 @@ public final class Module: @unchecked Sendable {
 
     let memory: ModuleMemory
     /// The module's `struct module`, inside its data region.
-    let structure: UnsafeMutablePointer<CModKit.module>
+    @usableFromInline let structure: UnsafeMutablePointer<CModKit.module>
     let referenceIndex: UInt32
 
     var initFunction: UInt64?
@@ -79,7 +79,7 @@ public final class Module: @unchecked Sendable {
     public var regions: [Region] { memory.regions }
 
     /// The module's `struct module`, as C code sees it through `THIS_MODULE`.
-    public var modulePointer: UnsafeMutablePointer<CModKit.module> { structure }
+    @inlinable public var modulePointer: UnsafeMutablePointer<CModKit.module> { structure }
 
     /// Whether `address` lies in the module's memory.
     public func contains(_ address: UInt64) -> Bool {
