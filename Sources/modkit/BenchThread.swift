@@ -53,13 +53,16 @@ final class BenchThread: @unchecked Sendable {
         return Int(text.prefix { $0 != " " && $0 != "\n" })
     }
 
-    /// Runs `body(index)` on `count` new threads that wait until all of them exist, and
-    /// returns the time from their common start until the last one returned.
-    static func runTogether(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> Duration {
+    /// Runs `body(index)` on `count` new threads that each run `prepare` and then wait until
+    /// all of them are ready, and returns the time from their common start until the last one
+    /// returned.
+    static func runTogether(_ count: Int, prepare: @escaping @Sendable () -> Void,
+                            _ body: @escaping @Sendable (Int) -> Void) -> Duration {
         let ready = Atomic(0)
         let start = Atomic(false)
         let threads = (0 ..< count).map { index in
             BenchThread {
+                prepare()
                 ready.add(1, ordering: .releasing)
                 while !start.load(ordering: .acquiring) {}
                 body(index)
