@@ -84,6 +84,11 @@ enum BenchModule {
         var description: String
     }
 
+    /// The compiler: `$CC`, or `cc`.
+    static var compiler: String {
+        getenv("CC").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "cc"
+    }
+
     /// Writes the source into `directory`, compiles it with `-O2 -fPIC` and returns the object's
     /// path.
     static func compile(in directory: String) throws(CompileError) -> String {
@@ -101,7 +106,6 @@ enum BenchModule {
         fputs(source, file)
         fclose(file)
 
-        let compiler = getenv("CC").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "cc"
         let arguments = [compiler, "-O2", "-fPIC", "-I\(includeDirectory)", "-c", sourcePath, "-o", objectPath]
         let status = run(arguments, log: logPath)
         guard status == 0 else {

@@ -90,7 +90,8 @@ struct BenchRefcountCommand: Command {
         // The benchmark threads call into the module, so they hold this reference meanwhile.
         guard module.tryGet() else { throw BenchmarkError(description: "module \(module.name) is not live after its init") }
         let benchmarks = RefcountBenchmarks(host: host, module: module, iterations: iterations, runs: runs)
-        var figures = RefcountFigures(mode: host.referenceCountingMode, iterations: iterations, runs: runs, removals: removals)
+        var figures = RefcountFigures(mode: host.referenceCountingMode, compiler: BenchModule.compiler, iterations: iterations,
+                                      runs: runs, removals: removals)
 
         for threads in [1, 2] {
             figures.moduleFromC[threads] = benchmarks.moduleFromC(threads: threads)
@@ -120,6 +121,8 @@ struct BenchRefcountCommand: Command {
 /// The figures of one `modkit bench refcount` run, keyed by thread count, and their report.
 struct RefcountFigures {
     var mode: String
+    /// The compiler that built the C module.
+    var compiler: String
     var iterations: Int
     var runs: Int
     var removals: Int
@@ -137,7 +140,8 @@ struct RefcountFigures {
     }
 
     func report() -> String {
-        var text = "reference counting mode: \(mode)\n\n"
+        var text = "reference counting mode: \(mode)\n"
+        text += "C module compiled with: \(compiler) -O2 -fPIC\n\n"
         text += "ns per get and put pair, median of \(runs) runs of \(iterations) pairs per thread\n"
         text += row("", "1 thread", "2 threads")
         text += row("ModKit from C", moduleFromC)

@@ -12,6 +12,9 @@ struct BenchRefcountTests {
         #expect(result.status == 0, "\(result)")
         #expect(result.standardError == "", "\(result)")
         #expect(lines.first == "reference counting mode: membarrier" || lines.first == "reference counting mode: fence", "\(result)")
+        // The compiler is $CC when set, else cc.
+        #expect(lines.dropFirst().first?.hasPrefix("C module compiled with: ") == true, "\(result)")
+        #expect(lines.dropFirst().first?.hasSuffix(" -O2 -fPIC") == true, "\(result)")
         for label in ["ModKit from C", "ModKit from Swift", "shared atomic counter", "floor", "  own thread's counter", "  current CPU's counter"] {
             let row = lines.first { $0.hasPrefix(label + " ") }
             #expect(row?.split(separator: " ", omittingEmptySubsequences: true).suffix(2).allSatisfy { Double($0) != nil } == true,
