@@ -6,7 +6,7 @@ enum Tool {
     static var commands: [any Command.Type] {
         [ExecCommand.self, CFlagsCommand.self, HostCommand.self, InsmodCommand.self, RmmodCommand.self, LsmodCommand.self,
          ModinfoCommand.self, DepmodCommand.self, ModprobeCommand.self, CallCommand.self, ParamCommand.self, DmesgCommand.self, StatusCommand.self,
-         KallsymsCommand.self, VersionCommand.self]
+         KallsymsCommand.self, BenchKallsymsCommand.self, VersionCommand.self]
     }
 
     static let helpText = """
