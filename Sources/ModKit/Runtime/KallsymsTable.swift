@@ -55,6 +55,8 @@ public final class KallsymsTable: @unchecked Sendable {
     public let end: UInt64
 
     let entries: [Entry]
+    /// `entries[i].address`, apart so that the binary search touches 8 bytes per step.
+    private let addresses: [UInt64]
     private let names: UnsafeMutablePointer<UInt8>
     private let nameIndex: SymbolNameTable
     /// `ownerName` as bytes, compared against the `module:` prefix of a name lookup.
@@ -94,6 +96,7 @@ public final class KallsymsTable: @unchecked Sendable {
         sorted = Self.removingDuplicates(sorted, names: names)
         Self.fillMissingSizes(&sorted, end: end)
         entries = sorted
+        addresses = sorted.map(\.address)
 
         var index = SymbolNameTable(minimumCapacity: sorted.count)
         for (position, entry) in sorted.enumerated() {
@@ -132,21 +135,29 @@ public final class KallsymsTable: @unchecked Sendable {
     /// The index of the symbol that contains `address`, or nil. Allocates nothing.
     public func index(containing address: UInt64) -> Int? {
         guard start <= address, address < end else { return nil }
-        return entries.withUnsafeBufferPointer { entries -> Int? in
-            // The last entry whose address is at most `address`.
-            var low = 0
-            var high = entries.count
-            while low < high {
-                let middle = (low + high) >> 1
-                if entries[middle].address <= address {
-                    low = middle + 1
+        let found = Self.lastIndex(notAbove: address, in: addresses, from: 0, count: addresses.count)
+        guard let found else { return nil }
+        let entry = entries[found]
+        return address - entry.address < entry.size ? found : nil
+    }
+
+    /// The index of the last of `values[first ..< first + count]`, which are sorted, that is at
+    /// most `value`, or nil when there is none.
+    @inline(__always)
+    private static func lastIndex(notAbove value: UInt64, in values: [UInt64], from first: Int, count: Int) -> Int? {
+        values.withUnsafeBufferPointer { values in
+            var low = first
+            var remaining = count
+            while remaining > 0 {
+                let half = remaining >> 1
+                if values[low + half] <= value {
+                    low += half + 1
+                    remaining -= half + 1
                 } else {
-                    high = middle
+                    remaining = half
                 }
             }
-            guard low > 0 else { return nil }
-            let entry = entries[low - 1]
-            return address - entry.address < entry.size ? low - 1 : nil
+            return low > first ? low - 1 : nil
         }
     }
 
@@ -165,7 +176,7 @@ public final class KallsymsTable: @unchecked Sendable {
         SymbolName.with(name) { index(named: $0) }
     }
 
-    public func address(at index: Int) -> UInt64 { entries[index].address }
+    public func address(at index: Int) -> UInt64 { addresses[index] }
     public func size(at index: Int) -> UInt64 { entries[index].size }
     public func type(at index: Int) -> UInt8 { entries[index].type }
     public func isInit(at index: Int) -> Bool { entries[index].isInit }
