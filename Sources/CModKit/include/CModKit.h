@@ -5,3 +5,4 @@
 #include "modkit/syscalls.h"
 #include "modkit/process.h"
 #include "modkit/loaded_objects.h"
+#include "modkit/crash_report.h"

@@ -13,6 +13,8 @@ import Synchronization
 public final class Kallsyms: @unchecked Sendable {
     /// The module tables in load order.
     private let moduleTables = Mutex<[KallsymsTable]>([])
+    /// Whether every change of the module tables is published to the crash handler.
+    private let publishesCrashTables = Atomic<Bool>(false)
 
     init() {}
 
@@ -199,6 +201,7 @@ public final class Kallsyms: @unchecked Sendable {
     func add(_ module: Module) {
         let table = KallsymsTable.forModule(module)
         moduleTables.withLock { $0.append(table) }
+        publishCrashTablesIfEnabled()
     }
 
     /// Drops the module's init-only symbols; called before its init memory is freed.
@@ -207,6 +210,7 @@ public final class Kallsyms: @unchecked Sendable {
             guard let position = Self.position(of: module, in: tables) else { return }
             tables[position] = tables[position].removingInitSymbols()
         }
+        publishCrashTablesIfEnabled()
     }
 
     /// Drops every symbol of the module; called before its memory is freed.
@@ -215,6 +219,20 @@ public final class Kallsyms: @unchecked Sendable {
             guard let position = Self.position(of: module, in: tables) else { return }
             tables.remove(at: position)
         }
+        publishCrashTablesIfEnabled()
+    }
+
+    /// Publishes the current tables to the crash handler now and after every module change.
+    func enableCrashReports() {
+        publishesCrashTables.store(true, ordering: .sequentiallyConsistent)
+        CrashReports.publish(tables())
+    }
+
+    // NOTE: libraries that the process loads later appear in crash reports only after the
+    // next module change republishes the tables.
+    private func publishCrashTablesIfEnabled() {
+        guard publishesCrashTables.load(ordering: .sequentiallyConsistent) else { return }
+        CrashReports.publish(tables())
     }
 
     private static func position(of module: Module, in tables: [KallsymsTable]) -> Int? {

@@ -192,11 +192,15 @@ enum KallsymsTypeLetter {
     }
 
     /// Whether a symbol named `name` belongs in kallsyms: compiler-local labels (`.L…`) and
-    /// the ARM mapping symbols (`$x`, `$d`) do not.
+    /// the ARM mapping symbols (`$x`, `$d`, `$a`, `$t`, optionally followed by `.suffix`) do
+    /// not. Swift's mangled names (`$s…`) do.
     static func isListed(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = name.first else { return false }
-        if first == UInt8(ascii: "$") { return false }
         if name.count >= 2, first == UInt8(ascii: "."), name[1] == UInt8(ascii: "L") { return false }
+        if name.count >= 2, first == UInt8(ascii: "$"), "xdat".utf8.contains(name[1]),
+           name.count == 2 || name[2] == UInt8(ascii: ".") {
+            return false
+        }
         return true
     }
 }

@@ -1,3 +1,4 @@
+import CModKit
 import Glibc
 
 /// One symbol of a `KallsymsTable`, as its builder receives it.
@@ -112,6 +113,32 @@ public final class KallsymsTable: @unchecked Sendable {
 
     deinit {
         names.deallocate()
+        crashSymbolStorage?.deallocate()
+        free(crashOwnerNameStorage)
+    }
+
+    private var crashSymbolStorage: UnsafeMutablePointer<modkit_crash_symbol>?
+    private var crashOwnerNameStorage: UnsafeMutablePointer<CChar>?
+
+    /// The symbols as the C crash handler reads them, built on first use. Called only with
+    /// the lock of `CrashReports` held.
+    var crashSymbols: UnsafePointer<modkit_crash_symbol> {
+        if let crashSymbolStorage { return UnsafePointer(crashSymbolStorage) }
+        let storage = UnsafeMutablePointer<modkit_crash_symbol>.allocate(capacity: max(entries.count, 1))
+        for (index, entry) in entries.enumerated() {
+            storage[index] = modkit_crash_symbol(address: entry.address, size: entry.size, name: cName(at: index))
+        }
+        crashSymbolStorage = storage
+        return UnsafePointer(storage)
+    }
+
+    /// `ownerName` as a C string, made on first use. Called only with the lock of
+    /// `CrashReports` held.
+    var crashOwnerName: UnsafePointer<CChar> {
+        if let crashOwnerNameStorage { return UnsafePointer(crashOwnerNameStorage) }
+        let storage = strdup(ownerName)!
+        crashOwnerNameStorage = storage
+        return UnsafePointer(storage)
     }
 
     /// Accumulates symbols and their name bytes before the table is built.
