@@ -59,6 +59,7 @@ struct KallsymsCommandTests {
         #expect(result.status == 0)
         #expect(lines.contains { $0.hasSuffix(" T main") })
         #expect(lines.contains { $0.hasSuffix(" T malloc\t[libc.so.6]") })
+        #expect(lines.contains { $0.contains(" $s6modkit") })
         #expect(lines.allSatisfy { $0.count > 19 && $0.dropFirst(16).hasPrefix(" ") && $0.dropFirst(18).hasPrefix(" ") })
     }
 

@@ -227,6 +227,7 @@ public final class KallsymsTable: @unchecked Sendable {
 
     /// A copy without the symbols in init memory, for after the init regions are freed.
     func removingInitSymbols() -> KallsymsTable {
+        guard entries.contains(where: \.isInit) else { return self }
         var builder = Builder()
         for entry in entries where !entry.isInit {
             let name = UnsafeBufferPointer(start: names + Int(entry.nameOffset), count: Int(entry.nameLength))
