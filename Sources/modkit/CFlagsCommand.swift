@@ -12,6 +12,8 @@ struct CFlagsCommand: Command {
           -I DIR   the directory that contains modkit/module.h
           -fPIC    position-independent code, so the module can reach the process's libraries
                    from wherever ModKit maps it
+          -fno-omit-frame-pointer
+                   frame pointers, so that crash reports can list the module's frames
 
         The header directory is, in order: $MODKIT_INCLUDE if set; <prefix>/include when
         modkit is installed as <prefix>/bin/modkit; the source tree modkit was built from.
@@ -22,12 +24,16 @@ struct CFlagsCommand: Command {
 
     /// Code-generation flags every module needs.
     ///
-    /// `-fPIC` is the only one. ModKit maps a module wherever the address space has room, and
-    /// the process's libraries may lie more than 2 GiB away. Position-dependent code reaches
-    /// them with 32-bit offsets or addresses that cannot span that distance, so ModKit rejects
-    /// such a module with an error that names `-fPIC` as the fix. PIC code goes through
-    /// the GOT and PLT entries that ModKit builds instead.
-    static let codeGenerationFlags = ["-fPIC"]
+    /// `-fPIC`: ModKit maps a module wherever the address space has room, and the process's
+    /// libraries may lie more than 2 GiB away. Position-dependent code reaches them with
+    /// 32-bit offsets or addresses that cannot span that distance, so ModKit rejects such a
+    /// module with an error that names `-fPIC` as the fix. PIC code goes through the GOT and
+    /// PLT entries that ModKit builds instead.
+    ///
+    /// `-fno-omit-frame-pointer`: crash reports walk the frame-pointer chain, because an
+    /// unwinder is not safe to run in a signal handler, so a module's frames appear in a
+    /// backtrace only when its functions keep frame pointers.
+    static let codeGenerationFlags = ["-fPIC", "-fno-omit-frame-pointer"]
 
     init(arguments: ParsedArguments) throws(UsageError) {
         try Self.rejectOperands(arguments)

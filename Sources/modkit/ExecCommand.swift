@@ -13,6 +13,10 @@ struct ExecCommand: Command {
         set to this process's environment, then runs the module's exit and unmaps it. The
         module may use every symbol of the process (libc, libm, libdl).
 
+        If the module crashes with SIGSEGV, SIGBUS, SIGILL or SIGFPE, prints a crash report to
+        standard error (the signal, the registers, a backtrace whose frames are named
+        func+0x1c/0x80 [module] and the loaded modules) and dies of that signal.
+
         Exits with the status main returns, or with the status the module passes to exit().
         Exits with 1 if a module cannot be loaded or removed, and with 2 for an invalid
         command line.
@@ -49,6 +53,11 @@ struct ExecCommand: Command {
 
     func run() -> Int32 {
         let host = ModuleHost(options: Self.hostOptions)
+        do {
+            try host.installCrashReports()
+        } catch {
+            writeToStandardError("modkit exec: warning: crash reports are off, because installing their signal handler failed: \(error)\n")
+        }
         var statistics = CycleStatistics()
         var status = ExitStatus.success
 

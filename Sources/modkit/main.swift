@@ -6,8 +6,14 @@ enum Tool {
     static var commands: [any Command.Type] {
         [ExecCommand.self, CFlagsCommand.self, HostCommand.self, InsmodCommand.self, RmmodCommand.self, LsmodCommand.self,
          ModinfoCommand.self, DepmodCommand.self, ModprobeCommand.self, CallCommand.self, ParamCommand.self, DmesgCommand.self, StatusCommand.self,
-         BenchRefcountCommand.self, VersionCommand.self]
+         KallsymsCommand.self, BenchRefcountCommand.self, BenchKallsymsCommand.self, VersionCommand.self]
     }
+
+    /// The commands named `bench`, by the benchmark name that follows it.
+    static let benchmarks: [String: any Command.Type] = [
+        "refcount": BenchRefcountCommand.self,
+        "kallsyms": BenchKallsymsCommand.self,
+    ]
 
     static let helpText = """
         usage: modkit COMMAND [OPTIONS] [ARGUMENTS]
@@ -34,6 +40,16 @@ enum Tool {
             return command.main(["--help"])
         case "--version":
             return VersionCommand.main([])
+        case "bench":
+            // Each benchmark is its own command with its own options; the word after
+            // `bench` picks it.
+            guard arguments.count > 1, let benchmark = benchmarks[arguments[1]] else {
+                let names = benchmarks.keys.sorted().joined(separator: ", ")
+                let given = arguments.count > 1 ? "unknown benchmark '\(arguments[1])'" : "missing benchmark name"
+                writeToStandardError("modkit bench: \(given); the benchmarks are \(names)\nusage: modkit bench NAME [OPTIONS]\n")
+                return ExitStatus.usage
+            }
+            return benchmark.main(Array(arguments.dropFirst()))
         default:
             guard let command = command(named: first) else { return reportUnknown(first) }
             return command.main(Array(arguments.dropFirst()))
@@ -47,9 +63,13 @@ enum Tool {
     private static func printHelp() {
         let width = commands.map { $0.name.count }.max() ?? 0
         var text = helpText + "\ncommands:\n"
-        for command in commands {
+        for command in commands where command.name != "bench" {
             let padding = String(repeating: " ", count: width - command.name.count + 2)
             text += "  \(command.name)\(padding)\(command.summary)\n"
+        }
+        for name in benchmarks.keys.sorted() {
+            let label = "bench \(name)"
+            text += "  \(label)\(String(repeating: " ", count: max(width - label.count, 0) + 2))\(benchmarks[name]!.summary)\n"
         }
         text += "\nRun 'modkit COMMAND --help' for a command's options.\n"
         print(text, terminator: "")

@@ -24,12 +24,12 @@ struct CFlagsTests {
         }
         """
 
-    @Test("flags name the header directory and -fPIC")
+    @Test("flags name the header directory, -fPIC and frame pointers")
     func output() async throws {
         let result = try await ModkitTool.run(["cflags"])
 
         #expect(result.status == 0, "\(result)")
-        #expect(result.standardOutput == "-I\(PackagePaths.includeDirectory) -fPIC\n", "\(result)")
+        #expect(result.standardOutput == "-I\(PackagePaths.includeDirectory) -fPIC -fno-omit-frame-pointer\n", "\(result)")
         #expect(result.standardError == "", "\(result)")
     }
 

@@ -4,3 +4,5 @@
 #include "modkit/refcount_control.h"
 #include "modkit/syscalls.h"
 #include "modkit/process.h"
+#include "modkit/loaded_objects.h"
+#include "modkit/crash_report.h"

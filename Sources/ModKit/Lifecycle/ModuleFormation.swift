@@ -45,6 +45,7 @@ extension ModuleHost {
             discard(module)
             throw error
         }
+        kallsyms.add(module)
         return module
     }
 
@@ -94,6 +95,7 @@ extension ModuleHost {
         }
         registry.withLock { _ in module.state = .live }
         modkit_ref_start(module.structure)
+        kallsyms.removeInitSymbols(of: module)
         module.memory.releaseInitRegions()
         registry.withLock { _ in module.size = module.memory.regions.reduce(0) { $0 + $1.mappedSize } }
     }
@@ -127,6 +129,7 @@ extension ModuleHost {
 
     /// Frees everything the module owns: its name, its reference slot and its memory.
     func discard(_ module: Module) {
+        kallsyms.remove(module)
         module.parameterStrings.withLock { strings in
             for string in strings { free(string) }
             strings = []

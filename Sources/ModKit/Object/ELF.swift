@@ -23,6 +23,7 @@ enum ELF {
     static let SHT_RELA: UInt32 = 4
     static let SHT_NOBITS: UInt32 = 8
     static let SHT_REL: UInt32 = 9
+    static let SHT_DYNSYM: UInt32 = 11
     static let SHT_INIT_ARRAY: UInt32 = 14
     static let SHT_FINI_ARRAY: UInt32 = 15
     static let SHT_PREINIT_ARRAY: UInt32 = 16

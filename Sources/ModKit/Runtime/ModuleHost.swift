@@ -22,6 +22,9 @@ public final class ModuleHost: @unchecked Sendable {
     /// Commands registered by modules with `modkit_register_command`.
     public let commandRegistry = OwnedRegistry<UnsafeMutablePointer<modkit_command>>(noun: "command")
 
+    /// The symbols of the process and of this host's modules, for symbolizing addresses.
+    public let kallsyms = Kallsyms()
+
     public init(options: HostOptions = HostOptions()) {
         self.options = options
         HostBridge.install()
