@@ -377,7 +377,8 @@ struct DaemonTests {
         let daemon = try await RunningDaemon(in: directory)
         #expect(try await daemon.run(["insmod", "commands.o"]).status == 0)
 
-        let call = Task { try await daemon.run(["call", "sleep", "1500"]) }
+        // Long enough that the checks below run while it sleeps, even on a loaded machine.
+        let call = Task { try await daemon.run(["call", "sleep", "6000"]) }
         let deadline = ContinuousClock.now + .seconds(20)
         while try await referenceCount(daemon, "commands") == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
@@ -396,7 +397,7 @@ struct DaemonTests {
         #expect(waited.status == 0, "\(waited)")
         let called = try await call.value
         #expect(called.status == 0, "\(called)")
-        #expect(called.standardOutput == "slept 1500 ms\n", "\(called)")
+        #expect(called.standardOutput == "slept 6000 ms\n", "\(called)")
         let list = try await daemon.run(["lsmod"])
         #expect(list.standardOutput == "Module                  Size  Used by\n", "\(list)")
         try await daemon.stop()

@@ -197,8 +197,7 @@ extension DaemonServer {
     /// Taints the daemon with `P` for a module whose license is not GPL-compatible, as Linux
     /// does; a module without a license counts as proprietary.
     private func noteLicense(of module: Module) {
-        let compatible = ["GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL"]
-        guard let license = module.info["license"], compatible.contains(license) else {
+        guard ModuleLicense.isGPLCompatible(module.info["license"]) else {
             log.log(4, module: module.name, "module license '\(module.info["license"] ?? "unspecified")' taints the host")
             taintFlags.withLock { _ = $0.insert("P") }
             return
@@ -313,7 +312,7 @@ extension LoadError {
         case .undefinedSymbols: ENOENT
         case .alreadyLoaded: EEXIST
         case .outOfAddressSpace, .systemCallFailed: ENOMEM
-        case .noObjects: EINVAL
+        case .noObjects, .invalidParameter: EINVAL
         case .initFailed: initResult.flatMap { $0 < 0 ? -$0 : nil } ?? EIO
         default: ENOEXEC
         }

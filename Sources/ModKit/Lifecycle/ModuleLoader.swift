@@ -92,7 +92,8 @@ extension ModuleHost {
     /// Gives every symbol an address: the module's own, then other modules' exports, the host
     /// API, then the process's symbols as the policy allows.
     func resolve(_ job: inout LinkJob) throws(LoadError) {
-        let resolver = SymbolResolver(lookupExport: { self.export(named: $0) }, hostSymbols: HostBridge.hostSymbols,
+        let resolver = SymbolResolver(lookupExport: { self.export(named: $0) }, license: job.info["license"],
+                                      hostSymbols: HostBridge.hostSymbols,
                                       processPolicy: options.processSymbols)
         job.resolved = try resolver.resolve(objects: job.objects, symbols: job.symbols, layout: job.layout, base: job.memory.base)
     }

@@ -33,6 +33,8 @@ enum ExternalOrigin {
 /// the policy allows.
 struct SymbolResolver {
     var lookupExport: (String) -> ExportedSymbol?
+    /// The module's `MODULE_LICENSE`, which decides whether it may bind GPL-only exports.
+    var license: String?
     var hostSymbols: [String: UInt64]
     var processPolicy: ProcessSymbolPolicy
 
@@ -41,11 +43,20 @@ struct SymbolResolver {
         var externals = Array(repeating: UInt64(0), count: symbols.undefinedNames.count)
         ProcessSymbols.revalidate()
         var missing: [String] = []
+        var refusedGPLOnly: [String: String] = [:]
 
         for (externalIndex, name) in symbols.undefinedNames.enumerated() {
             let allWeak = symbols.undefinedAllWeak[externalIndex]
             if let address = synthetic(name, layout: layout, base: base) {
                 externals[externalIndex] = address
+            } else if let export = lookupExport(name), export.gplOnly && !ModuleLicense.isGPLCompatible(license) {
+                // As in Linux, a GPL-only export is invisible to a module with another license.
+                refusedGPLOnly[name] = export.owner
+                if allWeak {
+                    result.external[name] = .undefinedWeak
+                } else {
+                    missing.append(name)
+                }
             } else if let export = lookupExport(name) {
                 externals[externalIndex] = export.address
                 result.external[name] = .module(export.owner)
@@ -64,7 +75,7 @@ struct SymbolResolver {
             }
         }
         if !missing.isEmpty {
-            throw undefinedSymbolsError(missing.sorted(), objects: objects)
+            throw undefinedSymbolsError(missing.sorted(), objects: objects, refusedGPLOnly: refusedGPLOnly)
         }
 
         // Defining entries first, so that every global can take its definition's address.
@@ -105,7 +116,7 @@ struct SymbolResolver {
     }
 
     /// Lists every missing symbol with the places that reference it, as lld does.
-    private func undefinedSymbolsError(_ missing: [String], objects: [ObjectFile]) -> LoadError {
+    private func undefinedSymbolsError(_ missing: [String], objects: [ObjectFile], refusedGPLOnly: [String: String]) -> LoadError {
         let wanted = Set(missing)
         var references: [String: [String]] = [:]
         var counts: [String: Int] = [:]
@@ -128,6 +139,9 @@ struct SymbolResolver {
         var lines: [String] = []
         for name in missing {
             lines.append("undefined symbol: \(name)")
+            if let owner = refusedGPLOnly[name] {
+                lines.append(">>> module \(owner) exports it only to GPL-compatible modules, and this module's license is '\(license ?? "unspecified")'")
+            }
             for place in references[name] ?? [] { lines.append(">>> referenced by \(place)") }
             let more = (counts[name] ?? 0) - (references[name]?.count ?? 0)
             if more > 0 { lines.append(">>> referenced \(more) more times") }

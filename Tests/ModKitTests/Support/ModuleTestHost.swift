@@ -2,22 +2,6 @@ import Foundation
 import ModKit
 import Synchronization
 
-/// The messages a host logged.
-final class LogCollector: Sendable {
-    private let records = LockedValue<[LogRecord]>([])
-
-    func append(_ record: LogRecord) {
-        records.withLock { $0.append(record) }
-    }
-
-    /// The text of every message `module` logged, without trailing newlines.
-    func messages(of module: String) -> [String] {
-        records.withLock { records in
-            records.filter { $0.module == module }.map { $0.text.hasSuffix("\n") ? String($0.text.dropLast()) : $0.text }
-        }
-    }
-}
-
 /// A module host for one test, whose log is kept in memory, and a directory for the objects
 /// the test compiles. Call `finish()` at the end of the test.
 struct ModuleTestHost: Sendable {

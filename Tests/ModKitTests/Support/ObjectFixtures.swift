@@ -383,7 +383,16 @@ final class LogCollector: Sendable {
     private let records = Mutex<[LogRecord]>([])
 
     var handler: @Sendable (LogRecord) -> Void {
-        { [self] record in records.withLock { $0.append(record) } }
+        { [self] record in append(record) }
+    }
+
+    func append(_ record: LogRecord) {
+        records.withLock { $0.append(record) }
+    }
+
+    /// The text of every message `module` logged, without trailing newlines.
+    func messages(of module: String) -> [String] {
+        messages(from: module)
     }
 
     /// Returns the text of every message logged by `module` (nil for the host's own messages),
