@@ -44,7 +44,7 @@ struct Relocator {
     }
 
     /// Writes every field, after `check()` succeeded, then the GOT entries and branch stubs.
-    func apply(into memory: ModuleMemory) throws(LoadError) {
+    func apply(into memory: some LinkTarget) throws(LoadError) {
         try forEachField { write($0, into: memory) }
         writeGOTAndStubs(into: memory)
     }
@@ -65,13 +65,15 @@ struct Relocator {
                 guard let sectionOffset = layout.sectionOffsets[objectIndex][relocationSection.target] else { continue }
                 let section = object.sections[relocationSection.target]
                 let sectionAddress = base + UInt64(sectionOffset)
+                let contents = object.contents(of: section.index)
 
                 for relocation in relocationSection.relocations {
                     let symbol = symbols[relocation.symbolIndex]
                     let inputs = RelocationInputs(S: symbol.address, A: relocation.addend, P: sectionAddress + relocation.offset,
                                                   GOT: got, G: symbol.gotOffset >= 0 ? UInt64(symbol.gotOffset) : 0,
                                                   L: symbol.stub != 0 ? symbol.stub : nil, Z: symbol.size)
-                    switch Architecture.compute(relocation.type, inputs, field: 0) {
+                    let field = Self.originalField(contents, offset: Int(relocation.offset))
+                    switch Architecture.compute(relocation.type, inputs, field: field) {
                     case .nothing:
                         continue
                     case .write(let width, let value, let mask):
@@ -97,6 +99,19 @@ struct Relocator {
         }
     }
 
+    /// Reads the little-endian bytes at `offset` of a section's contents, up to 8, zero past the end.
+    private static func originalField(_ contents: UnsafeRawBufferPointer, offset: Int) -> UInt64 {
+        guard offset < contents.count else { return 0 }
+        if contents.count - offset >= 8 {
+            return UInt64(littleEndian: contents.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+        var field: UInt64 = 0
+        for index in offset ..< contents.count {
+            field |= UInt64(contents[index]) << UInt64(8 * (index - offset))
+        }
+        return field
+    }
+
     private func rangeError(_ relocation: Relocation, object: ObjectFile, section: ObjectSection, value: Int64, range: String) -> LoadError {
         let name = object.symbolName(relocation.symbolIndex)
         let typeName = architecture.typeName(relocation.type)
@@ -105,7 +120,7 @@ struct Relocator {
         switch resolved.external[name] {
         case .process?, .host?:
             kind = .needsPIC
-            message += "\n>>> '\(name)' is defined outside the module, beyond the reach of a 32-bit reference; rebuild the module with -fPIC"
+            message += "\n>>> '\(name)' is defined outside the module, beyond the reach of \(typeName); rebuild the module with -fPIC"
         case .module(let owner)?:
             message += "\n>>> '\(name)' is exported by module \(owner)"
         default:
@@ -117,9 +132,9 @@ struct Relocator {
         return LoadError(kind, file: object.name, section: section.name, offset: relocation.offset, symbol: name, message)
     }
 
-    /// Copies section contents into the module's writable memory and zero-fills every byte no
-    /// section covers, so nothing of a previous user of the pages remains.
-    func copySections(into memory: ModuleMemory) {
+    /// Copies section contents into the image and zero-fills every byte no section covers, so
+    /// nothing of a previous user of the pages remains.
+    func copySections(into memory: some LinkTarget) {
         var placed: [(start: UInt64, size: Int, contents: UnsafeRawBufferPointer?)] = []
         for (objectIndex, object) in objects.enumerated() {
             for section in object.sections where section.size > 0 {
@@ -130,9 +145,9 @@ struct Relocator {
         placed.sort { $0.start < $1.start }
 
         var next = 0
-        for region in memory.regions {
-            var cursor = region.start
-            let end = region.start + UInt64(region.mappedSize)
+        for span in memory.spans {
+            var cursor = span.start
+            let end = span.start + UInt64(span.size)
             while next < placed.count, placed[next].start < end {
                 let section = placed[next]
                 if section.start > cursor {
@@ -152,7 +167,7 @@ struct Relocator {
         }
     }
 
-    private func write(_ write: FieldWrite, into memory: ModuleMemory) {
+    private func write(_ write: FieldWrite, into memory: some LinkTarget) {
         let field = memory.pointer(write.address)
         switch write.width {
         case 1:
@@ -170,7 +185,7 @@ struct Relocator {
         }
     }
 
-    private func writeGOTAndStubs(into memory: ModuleMemory) {
+    private func writeGOTAndStubs(into memory: some LinkTarget) {
         for (slot, symbol) in layout.gotOrder.enumerated() {
             let target = resolved.addresses[symbol.object][symbol.index]
             memory.pointer(base + UInt64(layout.gotOffset + slot * 8)).storeBytes(of: target.littleEndian, as: UInt64.self)
