@@ -4,3 +4,4 @@
 #include "modkit/refcount_control.h"
 #include "modkit/syscalls.h"
 #include "modkit/process.h"
+#include "modkit/cache.h"

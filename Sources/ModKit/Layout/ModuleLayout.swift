@@ -66,6 +66,8 @@ struct ModuleLayout {
 
         if architecture == X86_64.self {
             try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: X86_64.self)
+        } else if architecture == AArch64.self {
+            try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: AArch64.self)
         } else {
             try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: architecture)
         }

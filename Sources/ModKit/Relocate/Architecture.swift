@@ -110,6 +110,6 @@ extension RelocationArchitecture {
 func relocationArchitecture(for machine: Machine) -> (any RelocationArchitecture.Type)? {
     switch machine {
     case .x86_64: return X86_64.self
-    case .aarch64: return nil
+    case .aarch64: return AArch64.self
     }
 }

@@ -51,6 +51,7 @@ struct Relocator {
 
     private func forEachField(_ body: (FieldWrite) -> Void) throws(LoadError) {
         if architecture == X86_64.self { return try forEachField(for: X86_64.self, body) }
+        if architecture == AArch64.self { return try forEachField(for: AArch64.self, body) }
         try forEachField(for: architecture, body)
     }
 
