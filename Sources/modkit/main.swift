@@ -4,7 +4,7 @@ import Glibc
 enum Tool {
     /// Every subcommand, in the order `modkit --help` lists them.
     static var commands: [any Command.Type] {
-        [ExecCommand.self, CFlagsCommand.self, VersionCommand.self]
+        [ExecCommand.self, LinkCommand.self, CFlagsCommand.self, VersionCommand.self]
     }
 
     static let helpText = """

@@ -13,6 +13,9 @@ struct LinkJob {
     var metadata = ModuleMetadata()
 
     var file: String { objects.first?.name ?? "" }
+
+    /// The size and alignment of the `struct module` that the layout reserves in every module.
+    static let moduleStructure = (size: MemoryLayout<CModKit.module>.size, alignment: max(64, MemoryLayout<CModKit.module>.alignment))
 }
 
 extension ModuleHost {
@@ -77,9 +80,8 @@ extension ModuleHost {
 
     /// Plans where everything goes and maps the module's memory, writable and not executable.
     func layOut(_ job: inout LinkJob) throws(LoadError) {
-        let moduleStruct = (size: MemoryLayout<CModKit.module>.size, alignment: max(64, MemoryLayout<CModKit.module>.alignment))
         job.layout = try ModuleLayout(objects: job.objects, symbols: job.symbols, architecture: job.architecture,
-                                      moduleStruct: moduleStruct)
+                                      moduleStruct: LinkJob.moduleStructure)
         job.memory = try ModuleMemory(layout: job.layout, file: job.file)
         do {
             try job.memory.makeWritable(file: job.file)
