@@ -134,3 +134,39 @@ struct AArch64EncodingTests {
         }
     }
 }
+
+/// `R_X86_64_SIZE64` and `R_X86_64_SIZE32` take the size of the symbol's definition, wherever in
+/// the module it is.
+@Suite("symbol size relocations")
+struct SymbolSizeTests {
+    @Test("size comes from the defining object")
+    func sizeFromDefinition() async throws {
+        let directory = try TemporaryDirectory(prefix: "size")
+        defer { directory.remove() }
+        let reference = try await ObjectBuilder.compile("""
+                .data
+                .globl reference
+            reference:
+                .quad table@SIZE
+                .long table@SIZE + 1
+            """, language: .assembly, compiler: .clang, flags: ["--target=x86_64-linux-gnu"], name: "reference", in: directory)
+        let definition = try await ObjectBuilder.compile("""
+                .data
+                .globl table
+                .type table, @object
+                .size table, 24
+            table:
+                .zero 24
+            """, language: .assembly, compiler: .clang, flags: ["--target=x86_64-linux-gnu"], name: "definition", in: directory)
+
+        let link = try StaticLinker.link([ObjectImage(contentsOf: reference), ObjectImage(contentsOf: definition)],
+                                         machine: .x86_64, map: LinkMap())
+
+        let data = try #require(link.map.sections.first { $0.file == reference && $0.name == ".data" })
+        let offset = Int(data.address - link.map.base!)
+        let size64 = link.image[offset ..< offset + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let size32 = link.image[offset + 8 ..< offset + 12].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        #expect(size64 == 24)
+        #expect(size32 == 25)
+    }
+}

@@ -102,7 +102,7 @@ extension ModuleHost {
     /// Computes and checks every relocation, then writes the image, and reads the module's
     /// metadata (init and exit functions, constructors, exports) from it.
     func relocate(_ job: inout LinkJob) throws(LoadError) {
-        let relocator = Relocator(objects: job.objects, layout: job.layout, resolved: job.resolved,
+        let relocator = Relocator(objects: job.objects, symbols: job.symbols, layout: job.layout, resolved: job.resolved,
                                   architecture: job.architecture, base: job.memory.base)
         try relocator.check()
         relocator.copySections(into: job.memory)

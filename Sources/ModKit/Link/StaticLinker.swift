@@ -50,7 +50,8 @@ public enum StaticLinker {
         resolved.external = [:]
         layout.zone = .near
 
-        let relocator = Relocator(objects: objects, layout: layout, resolved: resolved, architecture: architecture, base: base)
+        let relocator = Relocator(objects: objects, symbols: symbols, layout: layout, resolved: resolved,
+                                  architecture: architecture, base: base)
         try relocator.check()
         let image = LinkImage(base: base, size: layout.totalSize)
         defer { image.deallocate() }

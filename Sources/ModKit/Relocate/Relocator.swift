@@ -20,7 +20,7 @@ struct Relocator {
         var stub: UInt64
     }
 
-    init(objects: [ObjectFile], layout: ModuleLayout, resolved: ResolvedSymbols,
+    init(objects: [ObjectFile], symbols moduleSymbols: ModuleSymbols, layout: ModuleLayout, resolved: ResolvedSymbols,
          architecture: any RelocationArchitecture.Type, base: UInt64) {
         self.objects = objects
         self.layout = layout
@@ -31,10 +31,26 @@ struct Relocator {
             let symbols = objects[objectIndex].symbols
             let gotSlots = layout.gotSlotOf[objectIndex], stubSlots = layout.stubSlotOf[objectIndex]
             return symbols.indices.map { index in
-                SymbolLink(address: resolved.addresses[objectIndex][index], size: symbols[index].size,
+                SymbolLink(address: resolved.addresses[objectIndex][index],
+                           size: Self.definitionSize(objects: objects, symbols: moduleSymbols, object: objectIndex, index: index),
                            gotOffset: gotSlots[index] >= 0 ? Int64(gotSlots[index]) * 8 : -1,
                            stub: stubSlots[index] >= 0 ? base + UInt64(layout.stubOffset + Int(stubSlots[index]) * architecture.stubSize) : 0)
             }
+        }
+    }
+
+    /// Returns the size of the symbol that entry `index` of object `object` binds to (`Z`): the
+    /// definition's size, which for a global defined in another object of the module is not the
+    /// size of the referencing object's undefined entry, and the merged size of a COMMON symbol.
+    private static func definitionSize(objects: [ObjectFile], symbols: ModuleSymbols, object: Int, index: Int) -> UInt64 {
+        switch symbols.bindings[object][index] {
+        case .local, .external:
+            return objects[object].symbols[index].size
+        case .defined(let location, let isCommon):
+            if isCommon, let definition = symbols.definition(named: symbols.globalName(object: location.object, index: location.index)) {
+                return definition.commonSize
+            }
+            return objects[location.object].symbols[location.index].size
         }
     }
 
