@@ -44,6 +44,7 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
         case invalidParameter
         case alreadyLoaded
         case noObjects
+        case badLinkMap
     }
 
     public var kind: Kind

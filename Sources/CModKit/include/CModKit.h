@@ -6,3 +6,4 @@
 #include "modkit/process.h"
 #include "modkit/loaded_objects.h"
 #include "modkit/crash_report.h"
+#include "modkit/cache.h"

@@ -66,6 +66,8 @@ struct ModuleLayout {
 
         if architecture == X86_64.self {
             try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: X86_64.self)
+        } else if architecture == AArch64.self {
+            try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: AArch64.self)
         } else {
             try planGOTAndStubs(objects: objects, symbols: symbols, regionOf: regionOf, architecture: architecture)
         }
@@ -123,7 +125,7 @@ struct ModuleLayout {
     ) throws(LoadError) {
         gotSlotOf = objects.map { Array(repeating: -1, count: $0.symbols.count) }
         stubSlotOf = gotSlotOf
-        var gotByName: [SymbolName: Int32] = [:]
+        var needsGOTEntry = objects.map { Array(repeating: false, count: $0.symbols.count) }
         var stubByName: [SymbolName: Int32] = [:]
 
         for (objectIndex, object) in objects.enumerated() {
@@ -141,19 +143,7 @@ struct ModuleLayout {
                     let symbol = object.symbols[index]
                     let location = SymbolLocation(object: objectIndex, index: index)
 
-                    if traits.contains(.usesGOTEntry), gotSlotOf[objectIndex][index] < 0 {
-                        if symbol.isLocal {
-                            gotSlotOf[objectIndex][index] = Int32(gotOrder.count)
-                            gotOrder.append(location)
-                        } else {
-                            let name = symbols.rawGlobalName(object: objectIndex, index: index)
-                            gotSlotOf[objectIndex][index] = gotByName[name] ?? {
-                                gotByName[name] = Int32(gotOrder.count)
-                                gotOrder.append(location)
-                                return Int32(gotOrder.count - 1)
-                            }()
-                        }
-                    }
+                    if traits.contains(.usesGOTEntry) { needsGOTEntry[objectIndex][index] = true }
                     // Only symbols that may live outside the module can be out of branch reach;
                     // -2 marks a global the module defines itself, so its name is looked up once.
                     if traits.contains(.branch), !symbol.isLocal, stubSlotOf[objectIndex][index] == -1 {
@@ -169,6 +159,41 @@ struct ModuleLayout {
                         }()
                     }
                 }
+            }
+        }
+        assignGOTSlots(objects: objects, symbols: symbols, needsGOTEntry: needsGOTEntry)
+    }
+
+    /// Numbers the GOT entries in symbol table order: global symbols first, by the object and
+    /// symbol table entry that first names them, then each object's local symbols. ld.lld
+    /// (version 21) orders its `.got` the same way, so `modkit link` output can be compared
+    /// with ld.lld's byte for byte.
+    private mutating func assignGOTSlots(objects: [ObjectFile], symbols: ModuleSymbols, needsGOTEntry: [[Bool]]) {
+        var globalsNeeded = Set<SymbolName>()
+        for (objectIndex, object) in objects.enumerated() {
+            for index in object.symbols.indices where needsGOTEntry[objectIndex][index] && !object.symbols[index].isLocal {
+                globalsNeeded.insert(symbols.rawGlobalName(object: objectIndex, index: index))
+            }
+        }
+        var gotByName: [SymbolName: Int32] = [:]
+        if !globalsNeeded.isEmpty {
+            for (objectIndex, object) in objects.enumerated() {
+                for (index, symbol) in object.symbols.enumerated() where !symbol.isLocal {
+                    let name = symbols.rawGlobalName(object: objectIndex, index: index)
+                    guard globalsNeeded.contains(name) else { continue }
+                    let slot = gotByName[name] ?? {
+                        gotByName[name] = Int32(gotOrder.count)
+                        gotOrder.append(SymbolLocation(object: objectIndex, index: index))
+                        return Int32(gotOrder.count - 1)
+                    }()
+                    gotSlotOf[objectIndex][index] = slot
+                }
+            }
+        }
+        for (objectIndex, object) in objects.enumerated() {
+            for (index, symbol) in object.symbols.enumerated() where symbol.isLocal && needsGOTEntry[objectIndex][index] {
+                gotSlotOf[objectIndex][index] = Int32(gotOrder.count)
+                gotOrder.append(SymbolLocation(object: objectIndex, index: index))
             }
         }
     }

@@ -13,6 +13,9 @@ struct LinkJob {
     var metadata = ModuleMetadata()
 
     var file: String { objects.first?.name ?? "" }
+
+    /// The size and alignment of the `struct module` that the layout reserves in every module.
+    static let moduleStructure = (size: MemoryLayout<CModKit.module>.size, alignment: max(64, MemoryLayout<CModKit.module>.alignment))
 }
 
 extension ModuleHost {
@@ -77,9 +80,8 @@ extension ModuleHost {
 
     /// Plans where everything goes and maps the module's memory, writable and not executable.
     func layOut(_ job: inout LinkJob) throws(LoadError) {
-        let moduleStruct = (size: MemoryLayout<CModKit.module>.size, alignment: max(64, MemoryLayout<CModKit.module>.alignment))
         job.layout = try ModuleLayout(objects: job.objects, symbols: job.symbols, architecture: job.architecture,
-                                      moduleStruct: moduleStruct)
+                                      moduleStruct: LinkJob.moduleStructure)
         job.memory = try ModuleMemory(layout: job.layout, file: job.file)
         do {
             try job.memory.makeWritable(file: job.file)
@@ -101,7 +103,7 @@ extension ModuleHost {
     /// Computes and checks every relocation, then writes the image, and reads the module's
     /// metadata (init and exit functions, constructors, exports) from it.
     func relocate(_ job: inout LinkJob) throws(LoadError) {
-        let relocator = Relocator(objects: job.objects, layout: job.layout, resolved: job.resolved,
+        let relocator = Relocator(objects: job.objects, symbols: job.symbols, layout: job.layout, resolved: job.resolved,
                                   architecture: job.architecture, base: job.memory.base)
         try relocator.check()
         relocator.copySections(into: job.memory)

@@ -61,7 +61,9 @@ protocol RelocationArchitecture {
     static var stubAlignment: Int { get }
     static func typeName(_ type: UInt32) -> String
     static func support(of type: UInt32) -> RelocationSupport
-    /// Returns the field value for `type`, range-checked, without writing anything.
+    /// Returns the field value for `type`, range-checked, without writing anything. `field`
+    /// holds the little-endian bytes at the relocated offset as the object has them (up to 8,
+    /// zero past the end of the section), for types whose result depends on the instruction.
     static func compute(_ type: UInt32, _ inputs: RelocationInputs, field: UInt64) -> RelocationResult
     /// Writes a branch stub at `stub` (writable memory of the stub's final address `address`)
     /// that jumps to `target` from anywhere in the address space.
@@ -108,6 +110,6 @@ extension RelocationArchitecture {
 func relocationArchitecture(for machine: Machine) -> (any RelocationArchitecture.Type)? {
     switch machine {
     case .x86_64: return X86_64.self
-    case .aarch64: return nil
+    case .aarch64: return AArch64.self
     }
 }

@@ -20,7 +20,7 @@ struct Relocator {
         var stub: UInt64
     }
 
-    init(objects: [ObjectFile], layout: ModuleLayout, resolved: ResolvedSymbols,
+    init(objects: [ObjectFile], symbols moduleSymbols: ModuleSymbols, layout: ModuleLayout, resolved: ResolvedSymbols,
          architecture: any RelocationArchitecture.Type, base: UInt64) {
         self.objects = objects
         self.layout = layout
@@ -31,10 +31,26 @@ struct Relocator {
             let symbols = objects[objectIndex].symbols
             let gotSlots = layout.gotSlotOf[objectIndex], stubSlots = layout.stubSlotOf[objectIndex]
             return symbols.indices.map { index in
-                SymbolLink(address: resolved.addresses[objectIndex][index], size: symbols[index].size,
+                SymbolLink(address: resolved.addresses[objectIndex][index],
+                           size: Self.definitionSize(objects: objects, symbols: moduleSymbols, object: objectIndex, index: index),
                            gotOffset: gotSlots[index] >= 0 ? Int64(gotSlots[index]) * 8 : -1,
                            stub: stubSlots[index] >= 0 ? base + UInt64(layout.stubOffset + Int(stubSlots[index]) * architecture.stubSize) : 0)
             }
+        }
+    }
+
+    /// Returns the size of the symbol that entry `index` of object `object` binds to (`Z`): the
+    /// definition's size, which for a global defined in another object of the module is not the
+    /// size of the referencing object's undefined entry, and the merged size of a COMMON symbol.
+    private static func definitionSize(objects: [ObjectFile], symbols: ModuleSymbols, object: Int, index: Int) -> UInt64 {
+        switch symbols.bindings[object][index] {
+        case .local, .external:
+            return objects[object].symbols[index].size
+        case .defined(let location, let isCommon):
+            if isCommon, let definition = symbols.definition(named: symbols.globalName(object: location.object, index: location.index)) {
+                return definition.commonSize
+            }
+            return objects[location.object].symbols[location.index].size
         }
     }
 
@@ -44,13 +60,14 @@ struct Relocator {
     }
 
     /// Writes every field, after `check()` succeeded, then the GOT entries and branch stubs.
-    func apply(into memory: ModuleMemory) throws(LoadError) {
+    func apply(into memory: some LinkTarget) throws(LoadError) {
         try forEachField { write($0, into: memory) }
         writeGOTAndStubs(into: memory)
     }
 
     private func forEachField(_ body: (FieldWrite) -> Void) throws(LoadError) {
         if architecture == X86_64.self { return try forEachField(for: X86_64.self, body) }
+        if architecture == AArch64.self { return try forEachField(for: AArch64.self, body) }
         try forEachField(for: architecture, body)
     }
 
@@ -65,6 +82,7 @@ struct Relocator {
                 guard let sectionOffset = layout.sectionOffsets[objectIndex][relocationSection.target] else { continue }
                 let section = object.sections[relocationSection.target]
                 let sectionAddress = base + UInt64(sectionOffset)
+                let contents = object.contents(of: section.index)
 
                 for relocation in relocationSection.relocations {
                     let symbol = symbols[relocation.symbolIndex]
@@ -80,7 +98,8 @@ struct Relocator {
                     let inputs = RelocationInputs(S: symbol.address, A: relocation.addend, P: sectionAddress + relocation.offset,
                                                   GOT: got, G: symbol.gotOffset >= 0 ? UInt64(symbol.gotOffset) : 0,
                                                   L: symbol.stub != 0 ? symbol.stub : nil, Z: symbol.size)
-                    switch Architecture.compute(relocation.type, inputs, field: 0) {
+                    let field = Self.originalField(contents, offset: Int(relocation.offset))
+                    switch Architecture.compute(relocation.type, inputs, field: field) {
                     case .nothing:
                         continue
                     case .write(let width, let value, let mask):
@@ -106,6 +125,19 @@ struct Relocator {
         }
     }
 
+    /// Reads the little-endian bytes at `offset` of a section's contents, up to 8, zero past the end.
+    private static func originalField(_ contents: UnsafeRawBufferPointer, offset: Int) -> UInt64 {
+        guard offset < contents.count else { return 0 }
+        if contents.count - offset >= 8 {
+            return UInt64(littleEndian: contents.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+        var field: UInt64 = 0
+        for index in offset ..< contents.count {
+            field |= UInt64(contents[index]) << UInt64(8 * (index - offset))
+        }
+        return field
+    }
+
     private func rangeError(_ relocation: Relocation, object: ObjectFile, section: ObjectSection, value: Int64, range: String) -> LoadError {
         let name = object.symbolName(relocation.symbolIndex)
         let typeName = architecture.typeName(relocation.type)
@@ -120,7 +152,7 @@ struct Relocator {
         switch origin {
         case .process?, .host?:
             kind = .needsPIC
-            message += "\n>>> '\(name)' is defined outside the module, beyond the reach of a 32-bit reference; rebuild the module with -fPIC"
+            message += "\n>>> '\(name)' is defined outside the module, beyond the reach of \(typeName); rebuild the module with -fPIC"
         case .module(let owner)?:
             message += "\n>>> '\(name)' is exported by module \(owner)"
             if layout.zone == .low {
@@ -133,9 +165,9 @@ struct Relocator {
         return LoadError(kind, file: object.name, section: section.name, offset: relocation.offset, symbol: name, message)
     }
 
-    /// Copies section contents into the module's writable memory and zero-fills every byte no
-    /// section covers, so nothing of a previous user of the pages remains.
-    func copySections(into memory: ModuleMemory) {
+    /// Copies section contents into the image and zero-fills every byte no section covers, so
+    /// nothing of a previous user of the pages remains.
+    func copySections(into memory: some LinkTarget) {
         var placed: [(start: UInt64, size: Int, contents: UnsafeRawBufferPointer?)] = []
         for (objectIndex, object) in objects.enumerated() {
             for section in object.sections where section.size > 0 {
@@ -146,9 +178,9 @@ struct Relocator {
         placed.sort { $0.start < $1.start }
 
         var next = 0
-        for region in memory.regions {
-            var cursor = region.start
-            let end = region.start + UInt64(region.mappedSize)
+        for span in memory.spans {
+            var cursor = span.start
+            let end = span.start + UInt64(span.size)
             while next < placed.count, placed[next].start < end {
                 let section = placed[next]
                 if section.start > cursor {
@@ -168,7 +200,7 @@ struct Relocator {
         }
     }
 
-    private func write(_ write: FieldWrite, into memory: ModuleMemory) {
+    private func write(_ write: FieldWrite, into memory: some LinkTarget) {
         let field = memory.pointer(write.address)
         switch write.width {
         case 1:
@@ -186,7 +218,7 @@ struct Relocator {
         }
     }
 
-    private func writeGOTAndStubs(into memory: ModuleMemory) {
+    private func writeGOTAndStubs(into memory: some LinkTarget) {
         for (slot, symbol) in layout.gotOrder.enumerated() {
             let target = resolved.addresses[symbol.object][symbol.index]
             memory.pointer(base + UInt64(layout.gotOffset + slot * 8)).storeBytes(of: target.littleEndian, as: UInt64.self)
