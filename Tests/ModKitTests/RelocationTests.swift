@@ -534,7 +534,7 @@ struct RelocationTests {
             let message = error.message.replacing(#/-?[0-9]+ is not in/#, with: "N is not in")
             #expect(message == """
                 relocation R_X86_64_PC32 out of range: N is not in [-2147483648, 2147483647]; references 'stderr'
-                >>> 'stderr' is defined outside the module, beyond the reach of a 32-bit reference; rebuild the module with -fPIC
+                >>> 'stderr' is defined outside the module, beyond the reach of R_X86_64_PC32; rebuild the module with -fPIC
                 """)
             #expect(!FileManager.default.fileExists(atPath: marker), "module code ran")
             #expect(host.modules.isEmpty)

@@ -30,7 +30,7 @@ final class RunningDaemon: @unchecked Sendable {
 
     /// Waits until a daemon replies to a `daemonInfo` request at `socket`.
     static func waitUntilAnswering(_ socket: String, while alive: () -> Bool = { true }) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline && alive() {
             if let client = try? DaemonClient(path: socket) {
                 defer { client.close() }
