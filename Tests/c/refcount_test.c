@@ -892,6 +892,12 @@ int main(int argc, char **argv)
     const char *requested = argc > 1 ? argv[1] : "membarrier";
     int mode;
     int expected;
+    sigset_t no_signals;
+
+    /* A parent may start this program with signals blocked (a libdispatch worker thread that
+     * spawns it does), and the signal tests need SIGUSR1 and SIGPROF delivered. */
+    sigemptyset(&no_signals);
+    pthread_sigmask(SIG_SETMASK, &no_signals, NULL);
 
     if (strcmp(requested, "membarrier") == 0)
         expected = MODKIT_REF_MODE_MEMBARRIER;
