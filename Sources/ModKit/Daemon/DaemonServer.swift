@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// Settings of `modkit host`.
 public struct DaemonConfiguration: Sendable {
@@ -53,7 +52,7 @@ public final class DaemonServer: @unchecked Sendable {
     /// module waits for the first and then finds it loaded.
     let loadGates = LoadGates()
     /// Taint letters, sticky as in Linux.
-    let taintFlags = Mutex<Set<Character>>([])
+    let taintFlags = LockedValue<Set<Character>>([])
 
     /// Creates the host and binds the socket.
     public init(configuration: DaemonConfiguration) throws(SocketError) {

@@ -1,12 +1,11 @@
 import Glibc
-import Synchronization
 
 /// Waits for blocked signals on a thread of its own with `sigwait`, so no code runs in a signal
 /// handler. Block the signals in every thread first (`pthread_sigmask` before any thread
 /// starts), or the kernel may deliver them elsewhere.
 public final class SignalWaiter: @unchecked Sendable {
     private let signals: sigset_t
-    private let received = Mutex<Int32>(0)
+    private let received = LockedValue<Int32>(0)
 
     public init(signals: sigset_t) {
         self.signals = signals

@@ -1,5 +1,4 @@
 import CModKit
-import Synchronization
 
 /// A loaded module.
 ///
@@ -31,7 +30,7 @@ public final class Module: @unchecked Sendable {
     /// Every `module_param`, hidden ones included.
     var allParameters: [ModuleParameter] = []
     /// Guards setting and reading parameters, and holds the strings set for `charp` ones.
-    let parameterStrings = Mutex<[UnsafeMutablePointer<CChar>]>([])
+    let parameterStrings = LockedValue<[UnsafeMutablePointer<CChar>]>([])
     var destructors: [UInt64] = []
     /// `atexit` and `__cxa_atexit` handlers registered by module code, run at removal.
     var exitHandlers: [(function: UInt64, argument: UInt64)] = []
