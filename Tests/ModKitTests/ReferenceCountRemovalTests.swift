@@ -128,7 +128,9 @@ struct ReferenceCountRemovalTests {
     /// it lands just as the remover sums, or the remover sleeps until its timeout.
     @Test("failed gets never strand the remover")
     func failedGetRace() async throws {
-        let iterations = ProcessInfo.processInfo.environment["MODKIT_RACE_ITERATIONS"].flatMap { Int($0) } ?? 300
+        // The looping thread keeps a processor busy, so the default stays small for a full test
+        // run on a small machine.
+        let iterations = ProcessInfo.processInfo.environment["MODKIT_RACE_ITERATIONS"].flatMap { Int($0) } ?? 100
         let test = try ModuleTestHost()
         defer { test.finish() }
         let exiting = try TestPipe()
@@ -153,12 +155,16 @@ struct ReferenceCountRemovalTests {
             let stop = Atomic(false)
             let failedGets = Atomic(0)
             let looper = TestThread {
+                var loops = 0
                 while !stop.load(ordering: .relaxed) {
                     if module.tryGet() {
                         module.put()
                     } else {
                         failedGets.add(1, ordering: .relaxed)
                     }
+                    // Lets the remover and the test thread run on a machine with few processors.
+                    loops += 1
+                    if loops % 256 == 0 { sched_yield() }
                 }
             }
             let remover = TestThread { Result { () throws(RemovalError) in try host.remove("racer", wait: true, timeout: .seconds(10)) } }

@@ -13,8 +13,7 @@ struct ModuleTestHost: Sendable {
         directory = try TemporaryDirectory(prefix: "refcount")
         var options = HostOptions()
         options.unloadEnabled = unloadEnabled
-        let log = log
-        options.logHandler = { log.append($0) }
+        options.logHandler = log.handler
         host = ModuleHost(options: options)
     }
 

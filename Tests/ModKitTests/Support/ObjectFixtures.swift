@@ -380,7 +380,7 @@ extension HostOptions {
 
 /// Collects the messages a host logs, in order.
 final class LogCollector: Sendable {
-    private let records = Mutex<[LogRecord]>([])
+    private let records = LockedValue<[LogRecord]>([])
 
     var handler: @Sendable (LogRecord) -> Void {
         { [self] record in append(record) }
