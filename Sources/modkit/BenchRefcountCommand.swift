@@ -4,7 +4,7 @@ import ModKit
 /// `modkit bench refcount`: measures module reference counting against its targets.
 struct BenchRefcountCommand: Command {
     static let name = "bench"
-    static let summary = "measure module reference counting (modkit bench refcount)"
+    static let summary = "run a benchmark: module reference counting"
     static let usage = "modkit bench refcount [--iterations N] [--runs N] [--removals N]"
     static let discussion = """
         Prints, in nanoseconds per get and put pair, with 1 and with 2 threads:

@@ -31,9 +31,8 @@ struct BenchRefcountTests {
         #expect(result.status == 2)
         #expect(result.standardOutput == "")
         #expect(result.standardError == """
-            modkit bench: unknown benchmark 'relocation'; the only benchmark is 'refcount'
-            usage: modkit bench refcount [--iterations N] [--runs N] [--removals N]
-            Run 'modkit bench --help' for more information.
+            modkit bench: unknown benchmark 'relocation'; the benchmarks are kallsyms, refcount
+            usage: modkit bench NAME [OPTIONS]
 
             """)
     }

@@ -3,7 +3,8 @@ import Glibc
 /// A value guarded by a `pthread_mutex_t`, with the `withLock` interface of
 /// `Synchronization.Mutex`.
 ///
-/// ModKit uses it in place of `Mutex` so that ThreadSanitizer builds can check its locking.
+/// The registries, the module area and the reference slots use it in place of `Mutex` so that
+/// ThreadSanitizer builds can check their locking.
 /// On Linux, a contended `Mutex` (Swift 6.3) waits with `FUTEX_LOCK_PI`, and the kernel hands
 /// the lock to the waiter without an atomic operation in instrumented code. ThreadSanitizer then
 /// sees no ordering between the two holders and reports every access the lock guards as a
