@@ -4,7 +4,7 @@ extension ModuleHost {
     /// Sets the module's parameters from the load's parameter string, before its init runs.
     ///
     /// A value that does not parse as the parameter's type fails the load, which is undone
-    /// completely; an unknown name is logged and ignored, as the kernel does.
+    /// completely. An unknown name is logged and ignored, as the kernel does.
     func setParameters(_ text: String, of module: Module) throws(LoadError) {
         for assignment in ParameterString.parse(text) {
             guard let parameter = module.allParameters.first(where: { ParameterString.normalize($0.name) == assignment.name }) else {

@@ -49,7 +49,7 @@ extension ModuleHost {
         }
     }
 
-    /// Drops the commands a removed module left registered, and says so in the log. `stage` is
+    /// Drops the commands a removed module left registered, and logs a warning that names them. `stage` is
     /// what the module ran last, for the message: "its exit" or "its failed init".
     func removeLeftoverEntries(of module: Module, after stage: String = "its exit") {
         let keys = commandRegistry.removeAll(ownedBy: module.structure)

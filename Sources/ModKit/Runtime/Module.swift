@@ -29,7 +29,7 @@ public final class Module: @unchecked Sendable {
     var unwindTablesRegistered = false
     /// Every `module_param`, hidden ones included.
     var allParameters: [ModuleParameter] = []
-    /// Guards setting and reading parameters, and holds the strings set for `charp` ones.
+    /// Guards setting and reading parameters. It also contains the strings set for `charp` parameters.
     let parameterStrings = LockedValue<[UnsafeMutablePointer<CChar>]>([])
     var destructors: [UInt64] = []
     /// `atexit` and `__cxa_atexit` handlers registered by module code, run at removal.
