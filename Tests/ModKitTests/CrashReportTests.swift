@@ -52,11 +52,12 @@ struct CrashReportTests {
         let lines = result.standardError.split(separator: "\n")
 
         // A plain object declares no license, so it counts as proprietary (P).
-        #expect(lines.count > 1 && lines[1] == "Tainted: P", "\(result)")
+        #expect(lines.count > 1)
+        #expect(lines.dropFirst().first == "Tainted: P", "\(result)")
         #expect(result.standardError.hasSuffix("Modules linked in: crashmod(P)\n"), "\(result)")
     }
 
-    @Test("the daemon prints a crash report for a faulting module command")
+    @Test("daemon reports module crash")
     func daemonReport() async throws {
         let directory = try TemporaryDirectory(prefix: "crash")
         defer { directory.remove() }
@@ -82,10 +83,12 @@ struct CrashReportTests {
         let call = try await daemon.run(["call", "crash"])
         #expect(call.status != 0, "\(call)")
         let status = try await daemon.stop()
-        #expect(daemon.process.terminationReason == .uncaughtSignal && status == SIGSEGV, "\(daemon.standardError)")
+        #expect(daemon.process.terminationReason == .uncaughtSignal)
+        #expect(status == SIGSEGV, "\(daemon.standardError)")
         let report = daemon.standardError
         #expect(report.contains("modkit: fatal signal 11 (SIGSEGV) at address 0x0, code 1\nNot tainted\n"), "\(report)")
-        #expect(report.split(separator: "\n").contains { $0.contains(" crashcmd_fault+0x") && $0.hasSuffix(" [crashcmd]") }, "\(report)")
+        let frame = report.split(separator: "\n").first { $0.contains(" crashcmd_fault+0x") }
+        #expect(frame?.hasSuffix(" [crashcmd]") == true, "\(report)")
         #expect(report.hasSuffix("Modules linked in: crashcmd\n"), "\(report)")
     }
 }
