@@ -3,7 +3,7 @@ import Glibc
 /// The parent side of `modkit stress`: reads the worker's records from the pipe until the
 /// worker closes it, and with `verbose` reports the progress to standard error.
 struct StressMonitor {
-    /// What the worker reported.
+    /// The outcome of the worker's records.
     struct Result {
         /// The counts of the last progress or final record.
         var last = StressCounts()

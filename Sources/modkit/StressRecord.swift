@@ -13,11 +13,13 @@ struct StressCounts: Equatable {
 /// A message from the `modkit stress` worker process to its parent, sent over a pipe as one
 /// line of text.
 enum StressRecord: Equatable {
-    /// The counts so far, sent periodically so that the parent knows them if the worker dies.
+    /// The counts so far, sent periodically so that the parent has them if the worker dies.
     case progress(StressCounts)
-    /// The memory before the first measured load: lines of `/proc/self/maps` and `VmRSS` in KiB.
+    /// The memory before the first measured load: lines of `/proc/self/maps` and the resident
+    /// set size in KiB.
     case baseline(mapsLines: Int, residentKiB: Int)
-    /// The end of the run: the final counts and the change of maps lines and of `VmRSS` in KiB.
+    /// The end of the run: the final counts and the change of maps lines and of the resident set
+    /// size in KiB.
     case finished(StressCounts, mapsDelta: Int, residentDeltaKiB: Int)
 
     /// The record as a line without the newline: `progress 10 200 3`.

@@ -3,7 +3,7 @@ import ModKit
 import Synchronization
 
 /// The work of `modkit stress`, done in a child process so that a crash ends only that
-/// process: it loads and removes the module again and again while caller threads call one of
+/// process. It loads and removes the module again and again while caller threads call one of
 /// its commands, and sends `StressRecord`s to the parent.
 ///
 /// The caller threads start before the first reading of the memory and return after the last,
@@ -30,8 +30,8 @@ struct StressWorker {
     /// Runs the cycles and returns the exit status of the worker process: 0, or 1 after
     /// printing an error.
     func run() -> Int32 {
-        // Both snapshots are allocated before the first reading, so the second reading sees
-        // the buffers of the first.
+        // Both snapshots are allocated before the first reading, so that both readings contain
+        // the buffers of both.
         let before = ProcessMemorySnapshot()
         let after = ProcessMemorySnapshot()
         let host = ModuleHost(options: Self.hostOptions)
@@ -199,8 +199,8 @@ struct StressWorker {
         StressCommand.reportError(text)
     }
 
-    /// Module messages from the warning level up go to standard error. Host messages at the
-    /// info level, such as the line logged for every removal, are dropped.
+    /// Messages of modules and of the host go to standard error from the warning level up.
+    /// Info messages, such as the line the host logs for every removal, are dropped.
     private static var hostOptions: HostOptions {
         var options = HostOptions()
         options.processSymbols = .allowAll
