@@ -8,7 +8,7 @@ struct StressCommand: Command {
     static let summary = "load and remove a module repeatedly while threads call its command"
     static let usage = "modkit stress [--cycles N] [--callers T] [--command NAME] [-v] OBJECT... [-- ARGS...]"
     static let discussion = """
-        Links the objects as one module, then loads it and removes it N times. Each removal
+        Loads the objects as one module and removes it again, N times. Each removal
         waits until the last reference is put before the module's exit runs and its memory is
         unmapped. Meanwhile T threads call a command that the module registers with
         modkit_register_command, in a loop, with ARGS as its arguments. Each call takes a

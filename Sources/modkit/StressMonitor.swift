@@ -33,13 +33,13 @@ struct StressMonitor {
                 switch record {
                 case .progress(let counts):
                     result.last = counts
-                    if verbose && ContinuousClock.now - lastReport >= Self.reportInterval {
+                    if verbose && result.warmedUp && ContinuousClock.now - lastReport >= Self.reportInterval {
                         lastReport = ContinuousClock.now
                         report("\(counts.cycles) of \(cycles) cycles, \(counts.ran) calls ran, \(counts.failed) calls failed cleanly")
                     }
                 case .baseline(let mapsLines, let residentKiB):
                     result.warmedUp = true
-                    if verbose { report("after the warm-up: \(mapsLines) lines in /proc/self/maps, VmRSS \(residentKiB) KiB") }
+                    if verbose { report("after the warm-up: \(mapsLines) lines in /proc/self/maps, resident set size \(residentKiB) KiB") }
                 case .finished(let counts, let mapsDelta, let residentDeltaKiB):
                     result.last = counts
                     result.finished = (counts, mapsDelta, residentDeltaKiB)
