@@ -6,7 +6,7 @@ enum Tool {
     static var commands: [any Command.Type] {
         [ExecCommand.self, LinkCommand.self, CFlagsCommand.self, HostCommand.self, InsmodCommand.self, RmmodCommand.self, LsmodCommand.self,
          ModinfoCommand.self, DepmodCommand.self, ModprobeCommand.self, CallCommand.self, ParamCommand.self, DmesgCommand.self, StatusCommand.self,
-         KallsymsCommand.self, BenchRefcountCommand.self, BenchKallsymsCommand.self, VersionCommand.self]
+         KallsymsCommand.self, BenchRefcountCommand.self, BenchKallsymsCommand.self, StressCommand.self, VersionCommand.self]
     }
 
     /// The commands named `bench`, by the benchmark name that follows it.
