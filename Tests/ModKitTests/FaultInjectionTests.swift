@@ -41,9 +41,14 @@ struct FaultInjectionTests {
             let host = ModuleHost(options: LogCollector().hostOptions())
             defer { host.removeAll() }
             for fixture in fixtures {
-                let outcomes = try injectLoadFaults(fixture, host: host)
+                let outcomes = try injectLoadFaults(fixture, host: host, prepare: {})
                 #expect(outcomes.counts[.mprotect, default: 0] >= 2, "a load of the \(fixture) made too few mprotect calls to count")
                 print(outcomes.summary("load of the \(fixture)"))
+
+                // The load takes the span kept for reuse and returns the rest of it with mmap.
+                let reused = try injectLoadFaults(fixture, host: host, prepare: Self.keepLargeSpanForReuse)
+                #expect(reused.counts[.mmap, default: 0] >= 1, "a load of the \(fixture) into a reused span made no mmap call")
+                print(reused.summary("load of the \(fixture) into a reused span"))
             }
         }
     }
@@ -57,12 +62,18 @@ struct FaultInjectionTests {
         try await withModuleArea(exclusive: true) {
             let host = ModuleHost(options: LogCollector().hostOptions())
             defer { host.removeAll() }
+            let mode = String(cString: modkit_ref_mode_name())
             for fixture in fixtures {
-                let outcomes = try injectRemovalFaults(fixture, host: host)
-                if String(cString: modkit_ref_mode_name()) == "membarrier" {
+                let outcomes = try injectRemovalFaults(fixture, host: host, prepare: {})
+                if mode == "membarrier" {
                     #expect(outcomes.counts[.membarrier] == 1, "a removal in membarrier mode issues one membarrier")
                 }
-                print(outcomes.summary("removal of the \(fixture) (reference counting mode \(String(cString: modkit_ref_mode_name())))"))
+                print(outcomes.summary("removal of the \(fixture) (reference counting mode \(mode))"))
+
+                // With no room to keep its pages, the removal replaces them with mmap.
+                let full = try injectRemovalFaults(fixture, host: host, prepare: Self.fillReuseList)
+                #expect(full.counts[.mmap, default: 0] >= 1, "a removal of the \(fixture) with the reuse list full made no mmap call")
+                print(full.summary("removal of the \(fixture) with the reuse list full"))
             }
         }
     }
@@ -88,9 +99,11 @@ struct FaultInjectionTests {
 
     // MARK: Loads
 
-    private func injectLoadFaults(_ fixture: RepresentativeModule, host: ModuleHost) throws -> Outcomes {
+    /// Counts and fails the calls of a load of `fixture`; `prepare` runs before each load.
+    private func injectLoadFaults(_ fixture: RepresentativeModule, host: ModuleHost, prepare: () throws -> Void) throws -> Outcomes {
         var outcomes = Outcomes()
         try expectAreaRestored("counting the calls of a load of the \(fixture)") {
+            try prepare()
             var loaded: Result<Module, LoadError>?
             outcomes.counts = SystemCallFaults.shared.observe {
                 loaded = Result { () throws(LoadError) in try host.load(files: fixture.files) }
@@ -102,6 +115,7 @@ struct FaultInjectionTests {
 
         for fault in Self.faults(for: outcomes.counts) {
             try expectAreaRestored("load of the \(fixture) with \(fault)") {
+                try prepare()
                 var loaded: Result<Module, LoadError>?
                 let observed = SystemCallFaults.shared.observe(failing: fault) {
                     loaded = Result { () throws(LoadError) in try host.load(files: fixture.files) }
@@ -128,10 +142,13 @@ struct FaultInjectionTests {
 
     // MARK: Removals
 
-    private func injectRemovalFaults(_ fixture: RepresentativeModule, host: ModuleHost) throws -> Outcomes {
+    /// Counts and fails the calls of a removal of `fixture`; `prepare` runs after each load,
+    /// before the removal.
+    private func injectRemovalFaults(_ fixture: RepresentativeModule, host: ModuleHost, prepare: () throws -> Void) throws -> Outcomes {
         var outcomes = Outcomes()
         try expectAreaRestored("counting the calls of a removal of the \(fixture)") {
             let module = try host.load(files: fixture.files)
+            try prepare()
             var removed: Result<Void, RemovalError>?
             outcomes.counts = SystemCallFaults.shared.observe {
                 removed = Result { () throws(RemovalError) in try host.remove(module.name) }
@@ -142,6 +159,7 @@ struct FaultInjectionTests {
         for fault in Self.faults(for: outcomes.counts) {
             try expectAreaRestored("removal of the \(fixture) with \(fault)") {
                 let module = try host.load(files: fixture.files)
+                try prepare()
                 var removed: Result<Void, RemovalError>?
                 let observed = SystemCallFaults.shared.observe(failing: fault) {
                     removed = Result { () throws(RemovalError) in try host.remove(module.name) }
@@ -165,6 +183,21 @@ struct FaultInjectionTests {
         return outcomes
     }
 
+    // MARK: Module area states
+
+    /// Keeps a span of 16 MiB for reuse, larger than any module here, so that the next load
+    /// takes part of it.
+    private static func keepLargeSpanForReuse() throws {
+        ModuleArea.shared.release(try ModuleArea.shared.allocate(size: 16 << 20, zone: .near))
+    }
+
+    /// Keeps as many one-page spans for reuse as the area keeps, so that a released span's
+    /// pages are replaced rather than kept.
+    private static func fillReuseList() throws {
+        let spans = try (0 ..< ModuleArea.warmSpanLimit).map { _ in try ModuleArea.shared.allocate(size: 1, zone: .near) }
+        for span in spans { ModuleArea.shared.release(span) }
+    }
+
     // MARK: Checks
 
     /// The single and the persistent fault for each call of each kind that `counts` counted.
@@ -182,6 +215,8 @@ struct FaultInjectionTests {
     /// for reuse are dropped, since the loader keeps some whether or not a call failed.
     private func expectAreaRestored(_ context: String, sourceLocation: SourceLocation = #_sourceLocation,
                                     _ body: () throws -> Void) throws {
+        // Reserving a zone is an mmap that only the first load in the process makes.
+        try #require(moduleAreaZonesReserved, "cannot reserve the zones of the module area", sourceLocation: sourceLocation)
         ModuleArea.shared.dropWarmPages()
         let before = try MemoryMaps.moduleArea()
         try body()

@@ -315,7 +315,7 @@ func withModuleArea<T>(exclusive: Bool = false, _ body: () async throws -> T) as
 ///
 /// The area reserves a zone on first use and keeps it: a comparison of the area's mappings
 /// before and after a load should not see the reservation itself appear.
-private let moduleAreaZonesReserved: Bool = {
+let moduleAreaZonesReserved: Bool = {
     for zone in [ModuleArea.Zone.near, .low] {
         guard let span = try? ModuleArea.shared.allocate(size: 1, zone: zone) else { return false }
         ModuleArea.shared.release(span)
