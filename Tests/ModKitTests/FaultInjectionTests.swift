@@ -3,8 +3,8 @@ import CModKit
 import Glibc
 import Testing
 
-/// Every memory system call that a load or a removal makes fails in turn, and the loader must
-/// answer each with a clean error, or carry on where the call only frees memory, and leave
+/// Every memory system call that a load or a removal makes fails in turn. The loader must
+/// return a clean error for each, or carry on where the call only frees memory, and leave
 /// nothing behind.
 ///
 /// Each module is first loaded and removed once to count the calls of each kind. Then for each
@@ -94,7 +94,7 @@ struct FaultInjectionTests {
             return
         }
         #expect(error.kind == .outOfAddressSpace)
-        #expect(error.description == "cannot reserve the module area (1024 MiB): mmap failed: \(Errno(ENOMEM))")
+        #expect(error.description == "cannot reserve the module area (1024 MiB): mmap failed: \(Errno(ENOMEM)); check the address space limit (ulimit -v)")
     }
 
     // MARK: Loads
@@ -200,7 +200,7 @@ struct FaultInjectionTests {
 
     // MARK: Checks
 
-    /// The single and the persistent fault for each call of each kind that `counts` counted.
+    /// Returns the single and the persistent fault for each call that `counts` counted.
     private static func faults(for counts: [SystemCalls.Call: Int]) -> [SystemCallFaults.Fault] {
         calls.flatMap { call in
             (0 ..< counts[call, default: 0]).flatMap { index in

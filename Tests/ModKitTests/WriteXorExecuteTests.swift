@@ -56,4 +56,20 @@ struct WriteXorExecuteTests {
             #expect(WriteXorExecuteChecker.violations.filter { $0.module == "wx_failing" }.isEmpty)
         }
     }
+
+    @Test("checker finds writable code lines")
+    func checkerParsesMaps() throws {
+        let directory = try TemporaryDirectory(prefix: "wx")
+        defer { directory.remove() }
+        let lines = [
+            "7f0000000000-7f0000001000 r-xp 00000000 08:01 1234 /usr/lib/libc.so.6",
+            "7f0000001000-7f0000002000 rwxp 00000000 00:00 0 ",
+            "7f0000002000-7f0000003000 rw-p 00000000 00:00 0 [heap]",
+            "7f0000003000-7f0000004000 -wxs 00000000 00:01 7 /memfd:code (deleted)",
+        ]
+        let path = try directory.write(lines.joined(separator: "\n") + "\n", to: "maps")
+
+        #expect(WriteXorExecuteChecker.writableAndExecutableLines(path: path) == [lines[1], lines[3]])
+        #expect(WriteXorExecuteChecker.writableAndExecutableLines(path: directory.file("missing")) == nil)
+    }
 }

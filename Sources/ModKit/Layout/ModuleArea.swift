@@ -201,7 +201,7 @@ public final class ModuleArea: Sendable {
         case .success(let address):
             return ZoneState(range: AreaSpan(start: address, size: size), free: [AreaSpan(start: address, size: size)])
         case .failure(let error):
-            throw LoadError(.outOfAddressSpace, file: "", "cannot reserve the module area (\(size >> 20) MiB): mmap failed: \(error)")
+            throw LoadError(.outOfAddressSpace, file: "", "cannot reserve the module area (\(size >> 20) MiB): mmap failed: \(error); check the address space limit (ulimit -v)")
         }
     }
 

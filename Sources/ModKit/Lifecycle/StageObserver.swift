@@ -5,8 +5,8 @@ enum LoaderStage: String, CaseIterable, Sendable {
 }
 
 extension ModuleHost {
-    /// Called after each stage of every load and removal in the process that completes, with
-    /// the stage and the module's name, on the thread doing the work.
+    /// Called after each completed stage of every load and removal in the process, with the
+    /// stage and the module's name, on the thread doing the work.
     ///
     /// Tests install a checker here, for example one that reads `/proc/self/maps` to check that
     /// no mapping is writable and executable. It is nil in production, where the loader only
