@@ -10,7 +10,7 @@ struct ModuleTestHost: Sendable {
     let directory: TemporaryDirectory
 
     init(unloadEnabled: Bool = true) throws {
-        WriteXorExecuteChecker.install()
+        LoaderTestHooks.install()
         directory = try TemporaryDirectory(prefix: "refcount")
         var options = HostOptions()
         options.unloadEnabled = unloadEnabled

@@ -299,7 +299,7 @@ actor ModuleAreaGate {
 
 /// Runs `body` while holding the module area gate, shared or exclusively.
 func withModuleArea<T>(exclusive: Bool = false, _ body: () async throws -> T) async throws -> T {
-    WriteXorExecuteChecker.install()
+    LoaderTestHooks.install()
     await ModuleAreaGate.shared.acquire(exclusive: exclusive)
     do {
         let result = try await body()

@@ -5,10 +5,9 @@ import Testing
 /// Checks, after every stage of every load and removal in the test process, that no mapping of
 /// the process is both writable and executable.
 ///
-/// The checker is the loader's `ModuleHost.stageObserver`. The test helpers that every loading
-/// test goes through (`ObjectBuilder`, `withModuleArea`, `ModuleTestHost`) install it, so it is
-/// in place before the first load. A violation is recorded as an issue of the test that made
-/// the load, and kept in `violations`.
+/// The checker is the loader's `ModuleHost.stageObserver`, which `LoaderTestHooks` installs
+/// before the first load. A violation is recorded as an issue of the test that made the load,
+/// and kept in `violations`.
 enum WriteXorExecuteChecker {
     /// A mapping found writable and executable after a stage.
     struct Violation: Sendable, CustomStringConvertible {
