@@ -78,6 +78,33 @@ struct FaultInjectionTests {
         }
     }
 
+    @Test("removal unmaps pages it cannot free")
+    func removalWithoutFreeing() async throws {
+        let directory = try TemporaryDirectory(prefix: "faults")
+        defer { directory.remove() }
+        let fixture = try #require(try await RepresentativeModule.build(in: directory).first)
+
+        try await withModuleArea(exclusive: true) {
+            let host = ModuleHost(options: LogCollector().hostOptions())
+            defer { host.removeAll() }
+            let module = try host.load(files: fixture.files)
+            let code = try module.symbolAddress(fixture.export)
+            // Neither keeping the pages inaccessible nor replacing them works.
+            let faults = [SystemCallFaults.Fault(call: .mmap, occurrence: 1, errno: ENOMEM, persistent: true),
+                          SystemCallFaults.Fault(call: .mprotect, occurrence: 1, errno: ENOMEM, persistent: true)]
+            var removed: Result<Void, RemovalError>?
+            let observed = SystemCallFaults.shared.observe(failing: faults) {
+                removed = Result { () throws(RemovalError) in try host.remove(module.name) }
+            }
+
+            try #require(removed).get()
+            #expect(observed.counts[.munmap] == 1)
+            expectGone(fixture, from: host, "after a removal that could not free its pages")
+            let stillMapped = try MemoryMaps.read().filter { $0.start <= code && code < $0.end }
+            #expect(stillMapped.isEmpty, "the removed module's code is still mapped: \(stillMapped)")
+        }
+    }
+
     @Test("reserving the module area names the failed mmap")
     func areaReservation() throws {
         let area = ModuleArea()

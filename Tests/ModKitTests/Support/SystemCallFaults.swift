@@ -3,10 +3,10 @@ import ModKit
 
 /// Counts the memory system calls that one piece of work makes, or makes one of them fail.
 ///
-/// It is installed once as `SystemCalls.faultHook` and never removed, because loads in tests
-/// running in parallel read the hook without a lock. It only acts on calls made by the thread
-/// that runs `observe`, so loads made by other tests at the same time are neither counted nor
-/// failed.
+/// `LoaderTestHooks` installs it as `SystemCalls.faultHook` before the first load, and it is
+/// never removed, because loads in tests running in parallel read the hook without a lock. It
+/// only acts on calls made by the thread that runs `observe`, so loads made by other tests at
+/// the same time are neither counted nor failed.
 final class SystemCallFaults: Sendable {
     static let shared = SystemCallFaults()
 
@@ -26,7 +26,7 @@ final class SystemCallFaults: Sendable {
     private struct State {
         var thread: Int32?
         var counts: [SystemCalls.Call: Int] = [:]
-        var fault: Fault?
+        var faults: [Fault] = []
         var injected = 0
     }
 
@@ -41,9 +41,14 @@ final class SystemCallFaults: Sendable {
     ///
     /// `body` must not suspend, so that every call it makes runs on this thread.
     func observe(failing fault: Fault? = nil, _ body: () -> Void) -> (counts: [SystemCalls.Call: Int], injected: Int) {
+        observe(failing: fault.map { [$0] } ?? [], body)
+    }
+
+    /// Runs `body` on this thread, failing every call that one of `faults` names.
+    func observe(failing faults: [Fault], _ body: () -> Void) -> (counts: [SystemCalls.Call: Int], injected: Int) {
         let thread = modkit_gettid()
         state.withLock { state in
-            state = State(thread: thread, fault: fault)
+            state = State(thread: thread, faults: faults)
         }
         body()
         return state.withLock { state in
@@ -57,9 +62,11 @@ final class SystemCallFaults: Sendable {
         return state.withLock { state in
             guard state.thread == thread else { return nil }
             state.counts[call, default: 0] += 1
-            guard let fault = state.fault, fault.call == call else { return nil }
             let count = state.counts[call]!
-            guard count == fault.occurrence || (fault.persistent && count > fault.occurrence) else { return nil }
+            let fault = state.faults.first { fault in
+                fault.call == call && (count == fault.occurrence || (fault.persistent && count > fault.occurrence))
+            }
+            guard let fault else { return nil }
             state.injected += 1
             return fault.errno
         }
