@@ -78,9 +78,9 @@ public final class ModuleArea: Sendable {
         if case .failure = SystemCalls.resetToReserved(span.start, size: span.size) {
             // Without fresh pages the old ones stay committed, but they must not stay usable.
             guard case .success = SystemCalls.protect(span.start, size: span.size, protection: PROT_NONE) else {
-                // The last resort leaves a hole in the zone that other mappings may take, so the
-                // span is leaked rather than handed out again. If even munmap fails, the span
-                // stays leaked with its old protections.
+                // Unmapping, the last resort, leaves a hole in the zone that other mappings may
+                // take, so the span is leaked rather than handed out again. If even munmap fails,
+                // the span stays leaked with its old protections.
                 _ = SystemCalls.unmap(span.start, size: span.size)
                 return
             }
