@@ -156,6 +156,11 @@ struct HostCommand: Command {
             ready("\(error)")
             return Self.fail("\(error)")
         }
+        do {
+            try server.host.installCrashReports()
+        } catch {
+            writeToStandardError("modkit host: warning: crash reports are off, because installing their signal handler failed: \(error)\n")
+        }
         ready(nil)
         server.run()
         server.shutDown(reason: "received \(received.signalName)")

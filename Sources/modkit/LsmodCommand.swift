@@ -60,7 +60,8 @@ struct LsmodCommand: Command {
         }
     }
 
-    /// kmod's format: `%-19s %8u  %d` and then ` user1,user2`.
+    /// kmod's format: `%-19s %8u  %d` and then ` user1,user2`, followed by the module's taint
+    /// letters in parentheses as `/proc/modules` shows them, such as ` (PE)`.
     static func table(_ modules: [ModuleRecord]) -> String {
         var text = "Module                  Size  Used by\n"
         for module in modules {
@@ -68,6 +69,7 @@ struct LsmodCommand: Command {
             text += module.name.padding(to: 19) + " " + String(repeating: " ", count: max(0, 8 - size.count)) + size
             text += "  \(module.referenceCount)"
             if !module.users.isEmpty { text += " " + module.users.joined(separator: ",") }
+            if !module.taint.isEmpty { text += " (\(module.taint))" }
             text += "\n"
         }
         return text
@@ -79,7 +81,8 @@ struct LsmodCommand: Command {
         }
         let entries = modules.map { module in
             "  {\"name\": \(jsonString(module.name)), \"size\": \(module.size), \"refcount\": \(module.referenceCount), "
-                + "\"state\": \(jsonString(module.state)), \"usedBy\": \(list(module.users)), \"dependsOn\": \(list(module.dependencies))}"
+                + "\"state\": \(jsonString(module.state)), \"usedBy\": \(list(module.users)), \"dependsOn\": \(list(module.dependencies)), "
+                + "\"taint\": \(jsonString(module.taint))}"
         }
         return entries.isEmpty ? "[]\n" : "[\n" + entries.joined(separator: ",\n") + "\n]\n"
     }

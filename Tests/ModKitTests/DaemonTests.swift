@@ -168,8 +168,8 @@ struct DaemonTests {
         let json = try await daemon.run(["lsmod", "--json"])
         #expect(json.standardOutput == """
             [
-              {"name": "calc", "size": \(sizes["calc"]!), "refcount": 0, "state": "Live", "usedBy": [], "dependsOn": ["mathlib"]},
-              {"name": "mathlib", "size": \(sizes["mathlib"]!), "refcount": 1, "state": "Live", "usedBy": ["calc"], "dependsOn": []}
+              {"name": "calc", "size": \(sizes["calc"]!), "refcount": 0, "state": "Live", "usedBy": [], "dependsOn": ["mathlib"], "taint": ""},
+              {"name": "mathlib", "size": \(sizes["mathlib"]!), "refcount": 1, "state": "Live", "usedBy": ["calc"], "dependsOn": [], "taint": ""}
             ]
 
             """, "\(json)")
@@ -481,6 +481,8 @@ struct DaemonTests {
         #expect(unknown.message == "module nothing is not loaded")
 
         #expect(try await daemon.run(["insmod", "closed.o"]).status == 0)
+        let tainted = try await daemon.run(["lsmod"])
+        #expect(tainted.standardOutput.split(separator: "\n").contains { $0.hasPrefix("closed ") && $0.hasSuffix("  0 (P)") }, "\(tainted)")
         let refused = try await daemon.run(["rmmod", "closed"])
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.standardError == """
@@ -491,7 +493,10 @@ struct DaemonTests {
         #expect(try await daemon.run(["rmmod", "-f", "closed"]).status == 0)
         let status = try await daemon.run(["status"])
         #expect(status.standardOutput.contains("\ntaint:              PR\n"), "\(status)")
-        #expect(logLines(daemon.standardError, containing: "taints") == ["warn: closed: module license 'Proprietary' taints the host"])
+        #expect(logLines(daemon.standardError, containing: "tainted") == [
+            "warn: closed: module license 'Proprietary' is not GPL-compatible; the host is tainted (P)",
+            "warn: closed: removed by force; the host is tainted (R)",
+        ])
         try await daemon.stop()
     }
 

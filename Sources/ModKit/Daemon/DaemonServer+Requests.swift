@@ -62,14 +62,8 @@ extension DaemonServer {
         let zone = ModuleArea.shared.zones.first { $0.zone == .near }?.range
         return DaemonInfo(version: configuration.version, protocolVersion: Int(DaemonProtocol.version),
                           referenceMode: HostBridge.referenceMode, areaStart: zone?.start ?? 0, areaSize: zone?.size ?? 0,
-                          taint: taint, moduleDirectory: configuration.moduleDirectory, configFile: configuration.configFile,
+                          taint: host.taint.description, moduleDirectory: configuration.moduleDirectory, configFile: configuration.configFile,
                           processID: Int(getpid()), maxImageSize: configuration.maxImageSize)
-    }
-
-    /// The taint letters in the order Linux prints them.
-    var taint: String {
-        let flags = taintFlags.withLock { $0 }
-        return String("PR".filter { flags.contains($0) })
     }
 
     /// Returns every module in load order, read in one pass under the registry lock.
@@ -82,7 +76,8 @@ extension DaemonServer {
     /// Builds a record; call with the registry lock held.
     private static func record(_ module: Module) -> ModuleRecord {
         ModuleRecord(name: module.name, size: module.size, referenceCount: module.referenceCount, state: module.state.procName,
-                     users: module.users, dependencies: module.dependencies, files: module.files)
+                     users: module.users, dependencies: module.dependencies, files: module.files,
+                     taint: module.taint.description)
     }
 
     private func moduleDetails(_ name: String) -> Result<FieldWriter, RequestFailure> {
@@ -144,7 +139,6 @@ extension DaemonServer {
                 } catch {
                     throw loadFailure(error, peer: peer)
                 }
-                noteLicense(of: module)
                 log.log(5, module: nil, "loaded module \(module.name) from \(name) (\(module.size) bytes) for pid \(peer.pid) uid \(peer.uid)")
                 let record = host.registry.withLock { _ in Self.record(module) }
                 return .success(record.encoded())
@@ -194,16 +188,6 @@ extension DaemonServer {
         return ObjectImage(name: name, bytes: bytes)
     }
 
-    /// Taints the daemon with `P` for a module whose license is not GPL-compatible, as Linux
-    /// does; a module without a license counts as proprietary.
-    private func noteLicense(of module: Module) {
-        guard ModuleLicense.isGPLCompatible(module.info["license"]) else {
-            log.log(4, module: module.name, "module license '\(module.info["license"] ?? "unspecified")' taints the host")
-            taintFlags.withLock { _ = $0.insert("P") }
-            return
-        }
-    }
-
     // MARK: Removal
 
     private func remove(_ name: String, wait: Bool, force: Bool, timeout: Duration?, peer: PeerCredentials) -> Result<FieldWriter, RequestFailure> {
@@ -216,10 +200,9 @@ extension DaemonServer {
             fields.append(.referenceCount, Int64(error.referenceCount))
             return .failure(RequestFailure(status: error.errnoValue, message: error.message, fields: fields))
         }
-        // The host itself logs the removal.
+        // The host itself logs the removal and the taint.
         if force {
-            taintFlags.withLock { _ = $0.insert("R") }
-            log.log(4, module: nil, "module \(name) was removed by force for pid \(peer.pid) uid \(peer.uid); the host is tainted (R)")
+            log.log(4, module: nil, "module \(name) was removed by force for pid \(peer.pid) uid \(peer.uid)")
         }
         return .success(FieldWriter())
     }

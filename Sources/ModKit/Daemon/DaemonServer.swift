@@ -51,8 +51,6 @@ public final class DaemonServer: @unchecked Sendable {
     /// One lock per module name with a load in progress, so that a second load of the same
     /// module waits for the first and then finds it loaded.
     let loadGates = LoadGates()
-    /// Taint letters, sticky as in Linux.
-    let taintFlags = LockedValue<Set<Character>>([])
 
     /// Creates the host and binds the socket.
     public init(configuration: DaemonConfiguration) throws(SocketError) {

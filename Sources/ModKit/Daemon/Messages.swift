@@ -175,9 +175,13 @@ public struct ModuleRecord: Sendable, Equatable {
     /// Modules whose exports this one uses.
     public var dependencies: [String]
     public var files: [String]
+    /// The module's taint letters, such as `PE`; empty when untainted.
+    public var taint: String
 
-    public init(name: String, size: Int, referenceCount: Int, state: String, users: [String], dependencies: [String], files: [String]) {
+    public init(name: String, size: Int, referenceCount: Int, state: String, users: [String], dependencies: [String], files: [String],
+                taint: String = "") {
         self.name = name
+        self.taint = taint
         self.size = size
         self.referenceCount = referenceCount
         self.state = state
@@ -195,11 +199,13 @@ public struct ModuleRecord: Sendable, Equatable {
         for user in users { writer.append(.user, user) }
         for dependency in dependencies { writer.append(.dependency, dependency) }
         for file in files { writer.append(.file, file) }
+        if !taint.isEmpty { writer.append(.taint, taint) }
         return writer
     }
 
     public init(_ fields: Fields) throws(ProtocolError) {
         name = try fields.requiredString(.name, in: "module record")
+        taint = try fields.string(.taint) ?? ""
         size = Int(clamping: try fields.uint64(.size) ?? 0)
         referenceCount = Int(clamping: try fields.int64(.referenceCount) ?? 0)
         state = try fields.string(.state) ?? ""

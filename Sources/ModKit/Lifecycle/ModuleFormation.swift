@@ -46,7 +46,17 @@ extension ModuleHost {
             throw error
         }
         kallsyms.add(module)
+        noteLicense(of: module)
         return module
+    }
+
+    /// Taints the module and the host with `P` when its license is not GPL-compatible, as
+    /// Linux does; no license counts as proprietary. A plain object, such as a third-party
+    /// library loaded as is, has no way to declare one, so its taint is logged at debug level.
+    private func noteLicense(of module: Module) {
+        guard !ModuleLicense.isGPLCompatible(module.info["license"]) else { return }
+        let reason = "module license '\(module.info["license"] ?? "unspecified")' is not GPL-compatible"
+        addTaint(.proprietaryModule, to: module, reason: reason, level: module.exportedGlobals == nil ? 4 : 7)
     }
 
     private func publish(_ module: Module, bindings: [ExportedSymbol], in registry: inout Registry) throws(LoadError) {

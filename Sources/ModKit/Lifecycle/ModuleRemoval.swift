@@ -43,7 +43,10 @@ extension ModuleHost {
                        statistics: inout LoadStatistics) throws(RemovalError) {
         let module = try beginRemoval(name, force: force)
         try statistics.measure(.exit) { () throws(RemovalError) in
-            try waitForReferences(module, wait: wait, force: force, timeout: timeout)
+            let referenced = try waitForReferences(module, wait: wait, force: force, timeout: timeout)
+            if force && (referenced || !options.unloadEnabled || (module.initFunction != nil && module.exitFunction == nil)) {
+                addTaint(.forcedRemoval, to: module, reason: "removed by force")
+            }
             if let exit = module.exitFunction { ModuleCode.callVoid(exit) }
             runExitHandlers(module)
         }
@@ -87,11 +90,12 @@ extension ModuleHost {
     }
 
     /// Stops new gets and reads the count reliably; refuses, waits or (forced) goes on.
-    private func waitForReferences(_ module: Module, wait: Bool, force: Bool, timeout: Duration?) throws(RemovalError) {
+    /// Returns whether references were left when a forced removal went on.
+    private func waitForReferences(_ module: Module, wait: Bool, force: Bool, timeout: Duration?) throws(RemovalError) -> Bool {
         guard module.structure.pointee.ref_flags & MODKIT_REF_FLAG_NO_UNLOAD == 0 else {
             // No counts to read: stopping only clears the live flag.
             _ = modkit_ref_stop(module.structure)
-            return
+            return false
         }
         let stopped = modkit_ref_stop(module.structure)
         guard stopped == 0 else {
@@ -100,7 +104,7 @@ extension ModuleHost {
                                message: "module \(module.name) was not removed: membarrier failed (\(Errno(-stopped))), so its reference count cannot be read reliably; try again")
         }
         let count = modkit_ref_sum(module.referenceIndex)
-        if count == 0 || force { return }
+        if count == 0 || force { return count != 0 }
         if !wait {
             reviveAfterRefusal(module)
             throw RemovalError(kind: .inUse, module: module.name,
@@ -113,6 +117,7 @@ extension ModuleHost {
             throw RemovalError(kind: .timedOut, module: module.name,
                                message: "module \(module.name) is still in use after waiting (reference count \(left))", referenceCount: left)
         }
+        return false
     }
 
     /// Makes a module live again after a refused removal.

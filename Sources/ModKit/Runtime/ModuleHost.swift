@@ -18,6 +18,8 @@ public final class ModuleHost: @unchecked Sendable {
 
     /// Guards `Registry` and the mutable fields of every `Module` of this host.
     let registry = LockedValue(Registry())
+    /// The union of every taint flag, sticky; see `taint`.
+    let hostTaint = LockedValue<Taint>([])
 
     /// Commands registered by modules with `modkit_register_command`.
     public let commandRegistry = OwnedRegistry<UnsafeMutablePointer<modkit_command>>(noun: "command")
