@@ -53,6 +53,59 @@ struct FaultInjectionTests {
         }
     }
 
+    @Test("each call of a load whose init fails")
+    func failedInitFaults() async throws {
+        let directory = try TemporaryDirectory(prefix: "faults")
+        defer { directory.remove() }
+        let object = try await ObjectBuilder.compile("""
+            #include <errno.h>
+            #include <modkit/module.h>
+            MODULE_LICENSE("GPL");
+            int refused_probe(void) { return 1; }
+            EXPORT_SYMBOL(refused_probe);
+            static int __init refused_start(void) { return -ENODEV; }
+            module_init(refused_start);
+            """, name: "refused", in: directory)
+        let fixture = RepresentativeModule(description: "module whose init fails", files: [object], name: "refused",
+                                           probe: { _ in 0 }, expected: 0, export: "refused_probe")
+
+        try await withModuleArea(exclusive: true) {
+            let host = ModuleHost(options: LogCollector().hostOptions())
+            defer { host.removeAll() }
+            var counts: [SystemCalls.Call: Int] = [:]
+            try expectAreaRestored("counting the calls of a load of the \(fixture)") {
+                var loaded: Result<Module, LoadError>?
+                counts = SystemCallFaults.shared.observe {
+                    loaded = Result { () throws(LoadError) in try host.load(files: fixture.files) }
+                }.counts
+                guard case .failure(let error) = try #require(loaded) else {
+                    Issue.record("the load of the \(fixture) succeeded")
+                    return
+                }
+                #expect(error.kind == .initFailed)
+            }
+            #expect(counts[.mprotect, default: 0] >= 3, "the unwound load made too few mprotect calls to count")
+
+            // Faults in the calls that return the memory after the failed init leave the error as it was.
+            for fault in Self.faults(for: counts) {
+                try expectAreaRestored("load of the \(fixture) with \(fault)") {
+                    var loaded: Result<Module, LoadError>?
+                    let observed = SystemCallFaults.shared.observe(failing: fault) {
+                        loaded = Result { () throws(LoadError) in try host.load(files: fixture.files) }
+                    }
+                    #expect(observed.injected >= 1, "\(fault) was not injected")
+                    guard case .failure(let error) = try #require(loaded) else {
+                        Issue.record("the load of the \(fixture) with \(fault) succeeded")
+                        return
+                    }
+                    #expect([.systemCallFailed, .initFailed].contains(error.kind), "\(fault): \(error)")
+                    expectGone(fixture, from: host, "after a load of the \(fixture) with \(fault)")
+                }
+            }
+            print("load of the \(fixture): calls \(Self.calls.map { "\($0.rawValue) \(counts[$0, default: 0])" }.joined(separator: ", "))")
+        }
+    }
+
     @Test("each call of a removal fails in turn", .timeLimit(.minutes(10)))
     func removalFaults() async throws {
         let directory = try TemporaryDirectory(prefix: "faults")
