@@ -37,18 +37,26 @@ extension ModuleHost {
     /// exported or registered.
     public func load(_ images: [ObjectImage], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
         var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(images) }
+        observe(.validate, job.name)
         try statistics.measure(.layout) { () throws(LoadError) in try layOut(&job) }
+        observe(.layOut, job.name)
         do {
             try statistics.measure(.resolve) { () throws(LoadError) in try resolve(&job) }
+            observe(.resolve, job.name)
             try statistics.measure(.relocate) { () throws(LoadError) in try relocate(&job) }
+            observe(.relocate, job.name)
             try statistics.measure(.protect) { () throws(LoadError) in try protect(&job) }
+            observe(.protect, job.name)
         } catch {
             job.memory.release()
             throw error
         }
         let module = try form(job)
+        observe(.form, job.name)
         try setParameters(parameters, of: module)
+        observe(.parameters, job.name)
         try statistics.measure(.initialize) { () throws(LoadError) in try initialize(module) }
+        observe(.initialize, job.name)
         return module
     }
 
