@@ -31,12 +31,15 @@ extension ModuleHost {
         return try load(images, parameters: parameters, statistics: &statistics)
     }
 
-    /// Loads `images` as one module: validate, lay out, resolve, relocate, protect, init.
+    /// Loads `images` as one module: check signatures, validate, lay out, resolve, relocate,
+    /// protect, init.
     ///
     /// On any failure every completed stage is undone in reverse order: nothing stays mapped,
     /// exported or registered.
     public func load(_ images: [ObjectImage], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
-        var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(images) }
+        // The signature check counts as part of validation in the statistics.
+        let checked = try statistics.measure(.validate) { () throws(LoadError) in try checkSignatures(images) }
+        var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(checked.images) }
         try statistics.measure(.layout) { () throws(LoadError) in try layOut(&job) }
         do {
             try statistics.measure(.resolve) { () throws(LoadError) in try resolve(&job) }
@@ -47,6 +50,7 @@ extension ModuleHost {
             throw error
         }
         let module = try form(job)
+        if checked.lacksTrustedSignature { noteMissingSignature(of: module) }
         try setParameters(parameters, of: module)
         try statistics.measure(.initialize) { () throws(LoadError) in try initialize(module) }
         return module
