@@ -102,6 +102,7 @@ extension ModuleHost {
                                       hostSymbols: HostBridge.hostSymbols,
                                       processPolicy: options.processSymbols)
         job.resolved = try resolver.resolve(objects: job.objects, symbols: job.symbols, layout: job.layout, base: job.memory.base)
+        try job.resolved.checkNamespaces(imported: job.info.values("import_ns"), module: job.name, file: job.file)
     }
 
     /// Computes and checks every relocation, then writes the image, and reads the module's
