@@ -32,7 +32,7 @@ struct ExportTable {
 
     private func duplicate(_ name: String, existing: String, module: String, file: String) -> LoadError {
         LoadError(.duplicateSymbol, file: file, symbol: name,
-                  "exported symbol '\(name)' is already exported by module \(existing); module \(module) cannot export it too")
+                  "module \(module) exports duplicate symbol \(name) (owned by \(existing)); remove one of the two exports, or remove module \(existing) first")
     }
 
     mutating func remove(_ module: Module) {
