@@ -309,7 +309,7 @@ int modkit_cms_verify(const struct modkit_trust *trust, const void *data, size_t
         ERR_clear_error();
         status = MODKIT_SIGNATURE_VALID;
     } else {
-        /* OpenSSL's reason here never says more than that verification failed. */
+        /* OpenSSL's reason here only repeats that verification failed. */
         ERR_clear_error();
         set_error(error, error_size, "signature does not match the contents");
     }

@@ -10,7 +10,7 @@ private let helloSource = """
 
 private let taintMessage = "module verification failed: signature and/or required key missing; the host is tainted (E)"
 
-/// A host that checks signatures against `trust`, with its log kept in memory.
+/// Creates a host that checks signatures against the certificates in `trust` and logs to `log`.
 private func signatureHost(trust: String?, enforced: Bool = false, log: LogCollector) throws -> ModuleHost {
     var options = log.hostOptions()
     options.trustedCertificates = try trust.map { try TrustedCertificates(directory: $0) }

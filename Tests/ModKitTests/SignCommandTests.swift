@@ -23,7 +23,8 @@ struct SignCommandTests {
 
         let sign = try await ModkitTool.run(["sign", "--key", key.keyFile, "--cert", key.certificateFile, object])
         #expect(sign.status == 0, "\(sign)")
-        #expect(sign.standardOutput == "" && sign.standardError == "", "\(sign)")
+        #expect(sign.standardOutput == "", "\(sign)")
+        #expect(sign.standardError == "", "\(sign)")
         let modinfo = try await ModkitTool.run(["modinfo", object])
         #expect(modinfo.status == 0, "\(modinfo)")
         #expect(modinfo.standardOutput == """

@@ -33,7 +33,7 @@ struct modkit_trust;
 struct modkit_trust *modkit_trust_create(void);
 void modkit_trust_destroy(struct modkit_trust *trust);
 /* Adds every certificate of a PEM file, or the one certificate of a DER
- * file. Returns the number added, or -1 when the file holds none. */
+ * file. Returns the number added, or -1 when the file contains none. */
 int modkit_trust_add_file(struct modkit_trust *trust, const char *path, char *error, size_t error_size);
 int modkit_trust_count(const struct modkit_trust *trust);
 
@@ -50,7 +50,7 @@ int modkit_cms_sign(const void *data, size_t size, const char *key_path, const c
 int modkit_cms_verify(const struct modkit_trust *trust, const void *data, size_t size,
                       const void *signature, size_t signature_size, char *error, size_t error_size);
 
-/* Who made a signature, as kmod's modinfo shows it. */
+/* The signer of a signature, as kmod's modinfo shows it. */
 struct modkit_signer {
     /* The commonName of the signer certificate's issuer, or empty. */
     char issuer_common_name[256];

@@ -35,7 +35,7 @@ public enum ModuleSigner {
     }
 }
 
-/// Who made a module signature, as kmod's modinfo reports it.
+/// The signer of a module signature, as kmod's modinfo reports it.
 public struct SignerDescription: Sendable, Equatable {
     /// The common name of the signing certificate's issuer (`signer`).
     public var signer: String

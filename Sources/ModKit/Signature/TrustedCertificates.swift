@@ -10,8 +10,8 @@ public final class TrustedCertificates: @unchecked Sendable {
     /// The files the certificates came from.
     public let files: [String]
 
-    /// Reads every regular file of `directory` whose name does not start with `.`; each must
-    /// be a PEM file of one or more certificates or a DER file of one.
+    /// Reads every regular file of `directory` whose name does not start with `.`. Each file
+    /// must be a PEM file of one or more certificates or a DER file of one.
     public convenience init(directory: String) throws(SignatureError) {
         guard let handle = opendir(directory) else {
             throw SignatureError("cannot read trust directory \(directory): \(String(cString: strerror(errno)))")

@@ -50,7 +50,7 @@ struct SigningKey: Sendable {
         return output
     }
 
-    /// A directory that contains only this key's certificate.
+    /// Creates a directory that contains only this key's certificate and returns its path.
     func trustDirectory(in directory: TemporaryDirectory, name: String = "trust") throws -> String {
         let path = directory.file(name)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
