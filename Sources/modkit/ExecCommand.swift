@@ -6,7 +6,7 @@ import ModKit
 struct ExecCommand: Command {
     static let name = "exec"
     static let summary = "load objects as one module, run its main, and unload it"
-    static let usage = "modkit exec [--repeat N] [--stats] [--trust-dir DIR [--sig-enforce]] OBJECT... [-- ARGS...]"
+    static let usage = "modkit exec [--repeat N] [--stats] OBJECT... [-- ARGS...]"
     static let discussion = """
         Links the objects into this process as one module, runs its init, calls
         main(argc, argv, envp) with argv[0] set to the first OBJECT followed by ARGS and envp
