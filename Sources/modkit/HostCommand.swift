@@ -21,7 +21,8 @@ struct HostCommand: Command {
         certificates in DIR. A module without a trusted signature loads with Linux's
         'module verification failed' warning and taints the daemon (E), or with --sig-enforce
         is rejected. A signature that does not match its module is always rejected. Without
-        --trust-dir no signature is checked.
+        --trust-dir no signature is checked, but a malformed signature trailer is still
+        rejected.
 
         --module-dir and --config are the defaults that modprobe and modinfo use when they get
         no directory or configuration of their own; the daemon checks that they exist and

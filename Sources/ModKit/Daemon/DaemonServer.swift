@@ -87,6 +87,10 @@ public final class DaemonServer: @unchecked Sendable {
     /// Accepts connections until `requestStop` is called.
     public func run() {
         log.log(5, module: nil, "listening on \(configuration.socketPath) (pid \(getpid()), uid \(ownerUID))")
+        if let certificates = configuration.trustedCertificates {
+            let mode = configuration.signatureEnforced ? "enforced" : "not enforced"
+            log.log(5, module: nil, "checking module signatures against \(certificates.count) trusted certificates from \(certificates.files.count) files (\(mode))")
+        }
         while true {
             let connection: UnixSocket?
             do {
