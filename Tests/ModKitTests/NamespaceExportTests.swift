@@ -153,4 +153,26 @@ struct NamespaceExportTests {
             #expect(test.host.module(named: "plain") == nil)
         }
     }
+
+    @Test("export of a host API name names the host")
+    func hostSymbolExport() async throws {
+        try await withModuleArea {
+            let test = try ModuleTestHost()
+            defer { test.finish() }
+            let declared = try await test.compile("""
+                #include <modkit/module.h>
+                int atexit(void (*function)(void)) { (void)function; return 0; }
+                EXPORT_SYMBOL(atexit);
+                MODULE_LICENSE("GPL");
+                """, name: "declared")
+            let plain = try await test.compile("int printk(const char *format, ...) { (void)format; return 0; }", name: "plainhost")
+
+            let error = #expect(throws: LoadError.self) { _ = try test.host.load(files: [declared]) }
+            #expect(error?.kind == .duplicateSymbol)
+            #expect(error?.description == "\(declared): module declared exports duplicate symbol atexit (owned by the host); rename the module's symbol, or give it hidden visibility or static linkage")
+            let plainError = #expect(throws: LoadError.self) { _ = try test.host.load(files: [plain]) }
+            #expect(plainError?.description == "\(plain): module plainhost exports duplicate symbol printk (owned by the host); rename the module's symbol, or give it hidden visibility or static linkage")
+            #expect(test.host.modules.isEmpty)
+        }
+    }
 }
