@@ -45,7 +45,8 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
         case alreadyLoaded
         case noObjects
         case badLinkMap
-        /// A module signature is malformed or does not match the file; always rejected.
+        /// A module signature is malformed or does not match the file. Such a module is always
+        /// rejected, with or without signature enforcement.
         case badSignature
         /// A host that enforces signatures rejected a module without a trusted signature.
         case signatureRejected

@@ -142,7 +142,7 @@ struct SignCommandTests {
         #expect(status.standardOutput.contains("\ntaint:              E\n"), "\(status)")
         #expect(logLines(daemon.standardError, containing: "tainted") == ["warn: " + taintWarning.dropLast()])
         #expect(logLines(daemon.standardError, containing: "checking module signatures") == [
-            "notice: modkit: checking module signatures against 1 trusted certificates from 1 files (not enforced)",
+            "notice: modkit: checking module signatures against 1 trusted certificate (not enforced)",
         ])
         try await daemon.stop()
     }

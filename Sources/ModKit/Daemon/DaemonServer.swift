@@ -89,7 +89,8 @@ public final class DaemonServer: @unchecked Sendable {
         log.log(5, module: nil, "listening on \(configuration.socketPath) (pid \(getpid()), uid \(ownerUID))")
         if let certificates = configuration.trustedCertificates {
             let mode = configuration.signatureEnforced ? "enforced" : "not enforced"
-            log.log(5, module: nil, "checking module signatures against \(certificates.count) trusted certificates from \(certificates.files.count) files (\(mode))")
+            let plural = certificates.count == 1 ? "" : "s"
+            log.log(5, module: nil, "checking module signatures against \(certificates.count) trusted certificate\(plural) (\(mode))")
         }
         while true {
             let connection: UnixSocket?
