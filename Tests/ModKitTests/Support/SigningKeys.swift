@@ -63,6 +63,10 @@ struct SigningKey: Sendable {
 @discardableResult
 func openssl(_ arguments: [String]) async throws -> ProcessResult {
     let result = try await runProcess("/usr/bin/env", ["openssl"] + arguments)
+    // env exits with 127 when it cannot find the command.
+    if result.status == 127 {
+        throw SubprocessError(description: "the openssl command was not found; the signature tests need it (Debian package openssl)")
+    }
     guard result.status == 0 else { throw SubprocessError(description: "openssl failed\n\(result)") }
     return result
 }
