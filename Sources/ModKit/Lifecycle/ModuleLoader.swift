@@ -31,12 +31,15 @@ extension ModuleHost {
         return try load(images, parameters: parameters, statistics: &statistics)
     }
 
-    /// Loads `images` as one module: validate, lay out, resolve, relocate, protect, init.
+    /// Loads `images` as one module: check signatures, validate, lay out, resolve, relocate,
+    /// protect, init.
     ///
     /// On any failure every completed stage is undone in reverse order: nothing stays mapped,
     /// exported or registered.
     public func load(_ images: [ObjectImage], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
-        var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(images) }
+        // The signature check counts as part of validation in the statistics.
+        let checked = try statistics.measure(.validate) { () throws(LoadError) in try checkSignatures(images) }
+        var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(checked.images) }
         observe(.validate, job.name)
         try statistics.measure(.layout) { () throws(LoadError) in try layOut(&job) }
         observe(.layOut, job.name)
@@ -52,6 +55,7 @@ extension ModuleHost {
             throw error
         }
         let module = try form(job)
+        if checked.lacksTrustedSignature { noteMissingSignature(of: module) }
         observe(.form, job.name)
         try setParameters(parameters, of: module)
         observe(.parameters, job.name)
@@ -106,6 +110,7 @@ extension ModuleHost {
                                       hostSymbols: HostBridge.hostSymbols,
                                       processPolicy: options.processSymbols)
         job.resolved = try resolver.resolve(objects: job.objects, symbols: job.symbols, layout: job.layout, base: job.memory.base)
+        try job.resolved.checkNamespaces(imported: job.info.values("import_ns"), module: job.name, file: job.file)
     }
 
     /// Computes and checks every relocation, then writes the image, and reads the module's
