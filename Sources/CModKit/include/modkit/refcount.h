@@ -130,7 +130,7 @@ static inline void __modkit_ref_count(unsigned long *counters, unsigned int coun
  * so only the compiler must keep the order. */
 static inline void __modkit_ref_order(unsigned int ref_flags)
 {
-    if (ref_flags & MODKIT_REF_FLAG_FENCE)
+    if (__builtin_expect((ref_flags & MODKIT_REF_FLAG_FENCE) != 0, 0))
         MODKIT_REF_FENCE(__ATOMIC_SEQ_CST);
     else
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -167,7 +167,7 @@ static inline bool try_module_get(struct module *mod)
     unsigned int ref_flags = mod->ref_flags;
     unsigned int ref_index = mod->ref_index;
 
-    if (ref_flags & MODKIT_REF_FLAG_NO_UNLOAD)
+    if (__builtin_expect((ref_flags & MODKIT_REF_FLAG_NO_UNLOAD) != 0, 0))
         return __atomic_load_n(&mod->live, __ATOMIC_ACQUIRE) != 0;
 
     __modkit_ref_count(counters, 2 * ref_index);
@@ -186,7 +186,7 @@ static inline void __module_get(struct module *mod)
 {
     unsigned long *counters = __modkit_thread_counters();
 
-    if (mod == NULL || (mod->ref_flags & MODKIT_REF_FLAG_NO_UNLOAD))
+    if (mod == NULL || __builtin_expect((mod->ref_flags & MODKIT_REF_FLAG_NO_UNLOAD) != 0, 0))
         return;
     __modkit_ref_count(counters, 2 * mod->ref_index);
 }
@@ -197,7 +197,7 @@ static inline void module_put(struct module *mod)
 {
     unsigned long *counters = __modkit_thread_counters();
 
-    if (mod == NULL || (mod->ref_flags & MODKIT_REF_FLAG_NO_UNLOAD))
+    if (mod == NULL || __builtin_expect((mod->ref_flags & MODKIT_REF_FLAG_NO_UNLOAD) != 0, 0))
         return;
     __modkit_ref_put_slot(counters, mod->ref_index, mod->ref_flags);
 }
