@@ -377,13 +377,15 @@ struct DaemonTests {
         let daemon = try await RunningDaemon(in: directory)
         #expect(try await daemon.run(["insmod", "commands.o"]).status == 0)
 
-        // Long enough that the checks below run while it sleeps, even on a loaded machine.
+        // Long enough that the checks below run while it sleeps, even on a loaded machine. On
+        // a machine busy with parallel builds the call process can take many seconds to start,
+        // so the wait for its reference is long too.
         let call = Task { try await daemon.run(["call", "sleep", "6000"]) }
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(90)
         while try await referenceCount(daemon, "commands") == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(try await referenceCount(daemon, "commands") == 1)
+        try #require(try await referenceCount(daemon, "commands") == 1)
 
         let refused = try await daemon.run(["rmmod", "commands"])
         #expect(refused.status == 1, "\(refused)")

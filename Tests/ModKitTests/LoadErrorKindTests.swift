@@ -229,6 +229,36 @@ struct LoadErrorKindTests {
         .noObjects: Producer(message: "no object files given") { context in
             try await context.load([])
         },
+        .badSignature: Producer(message: "invalid module signature") { context in
+            // A trailer whose signature length runs past the start of the file.
+            try await context.loadPatched { object in
+                object.bytes += [0, 0, 2, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]
+                object.bytes += Array("~Module signature appended~\n".utf8)
+            }
+        },
+        .signatureRejected: Producer(message: "Loading of unsigned module is rejected") { context in
+            let key = try await SigningKey.generate("signer", in: context.directory)
+            var options = LogCollector().hostOptions()
+            options.trustedCertificates = try TrustedCertificates(directory: try key.trustDirectory(in: context.directory))
+            options.signatureEnforced = true
+            let object = try await context.compile(context.validSource, name: "unsigned")
+            return try await context.load([object], options: options)
+        },
+        .namespaceNotImported: Producer(message: "uses symbol ns_value from namespace KINDS_NS, but does not import it.") { context in
+            let exporter = try await context.compile("""
+                #include <modkit/module.h>
+                MODULE_LICENSE("GPL");
+                int ns_value(void) { return 1; }
+                EXPORT_SYMBOL_NS(ns_value, KINDS_NS);
+                """, name: "ns_exporter")
+            let importer = try await context.compile("""
+                #include <modkit/module.h>
+                MODULE_LICENSE("GPL");
+                int ns_value(void);
+                int probe(void) { return ns_value(); }
+                """, name: "ns_importer")
+            return try await context.load(importer, after: exporter)
+        },
         .badLinkMap: Producer(message: "bad.map:2: unknown line 'placement'; expected target, base") { _ in
             try #require(throws: LoadError.self) { try LinkMap(parsing: "base 0x10000000\nplacement 1\n", file: "bad.map") }
         },
@@ -264,10 +294,11 @@ struct FixtureContext: Sendable {
     /// Loads `files` in a new host, optionally failing one system call, and returns the error,
     /// after checking that nothing stayed loaded or mapped.
     func load(_ files: [String], parameters: String = "", failing fault: SystemCallFaults.Fault? = nil,
+              options: HostOptions = LogCollector().hostOptions(),
               sourceLocation: SourceLocation = #_sourceLocation) async throws -> LoadError {
         var result: Result<Module, LoadError>?
         try await expectModuleAreaUnchanged(sourceLocation: sourceLocation) {
-            let host = ModuleHost(options: LogCollector().hostOptions())
+            let host = ModuleHost(options: options)
             defer { host.removeAll() }
             _ = SystemCallFaults.shared.observe(failing: fault) {
                 result = Result { () throws(LoadError) in try host.load(files: files, parameters: parameters) }
@@ -278,6 +309,18 @@ struct FixtureContext: Sendable {
             throw FixtureError(description: "the load of \(files) succeeded")
         }
         return error
+    }
+
+    /// Loads `provider`, then `object` in the same host, and returns the second load's error.
+    func load(_ object: String, after provider: String) async throws -> LoadError {
+        try await withModuleArea {
+            let host = ModuleHost(options: LogCollector().hostOptions())
+            defer { host.removeAll() }
+            let first = try host.load(files: [provider])
+            let error = try #require(throws: LoadError.self) { try host.load(files: [object]) }
+            #expect(host.modules.map(\.name) == [first.name])
+            return error
+        }
     }
 
     /// Loads `object` twice in one host and returns the second load's error.
