@@ -45,6 +45,10 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
         case alreadyLoaded
         case noObjects
         case badLinkMap
+        /// The module's `vermagic` differs from the host's.
+        case badVersionMagic
+        /// The CRC a module recorded for an imported symbol differs from the exporter's.
+        case symbolVersionMismatch
     }
 
     public var kind: Kind

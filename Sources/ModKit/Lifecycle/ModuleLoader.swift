@@ -11,6 +11,9 @@ struct LinkJob {
     var memory: ModuleMemory! = nil
     var resolved: ResolvedSymbols! = nil
     var metadata = ModuleMetadata()
+    var options: LoadOptions = []
+    /// The module's recorded symbol versions and the reasons it is loaded with unchecked ones.
+    var versions = SymbolVersions()
 
     var file: String { objects.first?.name ?? "" }
 
@@ -20,26 +23,31 @@ struct LinkJob {
 
 extension ModuleHost {
     /// Loads object files as one module and runs its init.
-    public func load(files: [String], parameters: String = "") throws(LoadError) -> Module {
+    public func load(files: [String], parameters: String = "", options: LoadOptions = []) throws(LoadError) -> Module {
         var statistics = LoadStatistics()
-        return try load(files: files, parameters: parameters, statistics: &statistics)
+        return try load(files: files, parameters: parameters, options: options, statistics: &statistics)
     }
 
-    public func load(files: [String], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
+    public func load(files: [String], parameters: String = "", options: LoadOptions = [],
+                     statistics: inout LoadStatistics) throws(LoadError) -> Module {
         var images: [ObjectImage] = []
         for file in files { images.append(try ObjectImage(contentsOf: file)) }
-        return try load(images, parameters: parameters, statistics: &statistics)
+        return try load(images, parameters: parameters, options: options, statistics: &statistics)
     }
 
     /// Loads `images` as one module: validate, lay out, resolve, relocate, protect, init.
     ///
     /// On any failure every completed stage is undone in reverse order: nothing stays mapped,
     /// exported or registered.
-    public func load(_ images: [ObjectImage], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
+    public func load(_ images: [ObjectImage], parameters: String = "", options: LoadOptions = [],
+                     statistics: inout LoadStatistics) throws(LoadError) -> Module {
         var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(images) }
+        job.options = options
+        try checkVersionMagic(&job)
         try statistics.measure(.layout) { () throws(LoadError) in try layOut(&job) }
         do {
             try statistics.measure(.resolve) { () throws(LoadError) in try resolve(&job) }
+            try checkSymbolVersions(&job)
             try statistics.measure(.relocate) { () throws(LoadError) in try relocate(&job) }
             try statistics.measure(.protect) { () throws(LoadError) in try protect(&job) }
         } catch {
@@ -47,6 +55,7 @@ extension ModuleHost {
             throw error
         }
         let module = try form(job)
+        noteUncheckedVersions(of: module, job: job)
         try setParameters(parameters, of: module)
         try statistics.measure(.initialize) { () throws(LoadError) in try initialize(module) }
         return module
