@@ -9,15 +9,15 @@ enum HostSymbolVersions {
         0x587397da\t__modkit_ref_slot_state\tmodkit\tEXPORT_SYMBOL\t
         0x9d48dc54\t__modkit_ref_wake\tmodkit\tEXPORT_SYMBOL\t
         0x53251fdb\t__modkit_thread_offset\tmodkit\tEXPORT_SYMBOL\t
-        0x738f576f\t__symbol_get\tmodkit\tEXPORT_SYMBOL\t
-        0x979cffbd\t__symbol_put\tmodkit\tEXPORT_SYMBOL\t
-        0xbdd0aeae\t_modkit_printk\tmodkit\tEXPORT_SYMBOL\t
-        0xacc5386d\tmodkit_call_command\tmodkit\tEXPORT_SYMBOL\t
-        0xe8e411f9\tmodkit_printf\tmodkit\tEXPORT_SYMBOL\t
+        0x3caca56f\t__symbol_get\tmodkit\tEXPORT_SYMBOL\t
+        0x2e4620e6\t__symbol_put\tmodkit\tEXPORT_SYMBOL\t
+        0xee6372bd\t_modkit_printk\tmodkit\tEXPORT_SYMBOL\t
+        0xee709f75\tmodkit_call_command\tmodkit\tEXPORT_SYMBOL\t
+        0xbb57cdea\tmodkit_printf\tmodkit\tEXPORT_SYMBOL\t
         0x4881b050\tmodkit_register_command\tmodkit\tEXPORT_SYMBOL\t
         0xf8c939f1\tmodkit_unregister_command\tmodkit\tEXPORT_SYMBOL\t
         0x8e1b3414\tmodule_refcount\tmodkit\tEXPORT_SYMBOL\t
-        0xbaec0742\tprintk\tmodkit\tEXPORT_SYMBOL\t
+        0xe95fdb51\tprintk\tmodkit\tEXPORT_SYMBOL\t
         """
 
     /// The CRC of each versioned host symbol.

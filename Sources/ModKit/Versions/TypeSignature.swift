@@ -2,7 +2,7 @@
 /// reaches, in a form that does not depend on the compiler, and hashes it into the symbol's
 /// version CRC, as Linux's gendwarfksyms does.
 ///
-/// The text has two parts: the signature (`function(const s8 *, ...) -> s32`), where named
+/// The text has two parts: the signature (`function(s8 const *, ...) -> s32`), where named
 /// structures, unions and enumerations appear by name, then the definition of every named
 /// type the signature reaches, directly or through other definitions and pointers, sorted by
 /// name. A type that refers back to itself through a pointer is therefore spelled once.
@@ -128,9 +128,34 @@ struct TypeSignature {
     }
 
     /// Spells the type at `reference` (nil is `void`), recording the definitions it reaches.
-    private mutating func spell(_ reference: Int?) -> String {
-        guard let reference else { return "void" }
+    ///
+    /// Qualifiers follow what they qualify (`s8 const *` and `s8 * const` differ), collect
+    /// through typedefs and apply to an array's elements, because gcc and clang attach them
+    /// to the array and to the element respectively.
+    private mutating func spell(_ reference: Int?, qualifiers: Set<String> = []) -> String {
+        guard let reference else { return "void" + suffix(qualifiers) }
         guard let entry = dwarf.entry(at: reference) else { return "<missing type 0x\(String(reference, radix: 16))>" }
+        switch entry.tag {
+        case Tag.constType:
+            return spell(typeReference(entry), qualifiers: qualifiers.union(["const"]))
+        case Tag.volatileType:
+            return spell(typeReference(entry), qualifiers: qualifiers.union(["volatile"]))
+        case Tag.atomicType:
+            return spell(typeReference(entry), qualifiers: qualifiers.union(["_Atomic"]))
+        case Tag.restrictType, Tag.typedef:
+            return spell(typeReference(entry), qualifiers: qualifiers)
+        case Tag.arrayType:
+            return spell(typeReference(entry), qualifiers: qualifiers) + arrayBounds(entry)
+        default:
+            return spellUnqualified(entry) + suffix(qualifiers)
+        }
+    }
+
+    private func suffix(_ qualifiers: Set<String>) -> String {
+        qualifiers.sorted().map { " " + $0 }.joined()
+    }
+
+    private mutating func spellUnqualified(_ entry: DebugEntry) -> String {
         switch entry.tag {
         case Tag.baseType:
             return baseTypeName(entry)
@@ -140,16 +165,6 @@ struct TypeSignature {
             return spell(typeReference(entry)) + " &"
         case Tag.rvalueReferenceType:
             return spell(typeReference(entry)) + " &&"
-        case Tag.constType:
-            return "const " + spell(typeReference(entry))
-        case Tag.volatileType:
-            return "volatile " + spell(typeReference(entry))
-        case Tag.atomicType:
-            return "_Atomic " + spell(typeReference(entry))
-        case Tag.restrictType, Tag.typedef:
-            return spell(typeReference(entry))
-        case Tag.arrayType:
-            return spell(typeReference(entry)) + arrayBounds(entry)
         case Tag.subroutineType:
             return "(" + functionType(returning: typeReference(entry), parameters: children(of: entry)) + ")"
         case Tag.pointerToMemberType:
