@@ -49,7 +49,7 @@ struct ModuleVersionDaemonTests {
         let lsmod = try await daemon.run(["lsmod"])
         #expect(lsmod.standardOutput.split(separator: "\n").contains { $0.hasPrefix("hello ") && $0.hasSuffix("  0 (F)") }, "\(lsmod)")
         #expect(logLines(daemon.standardError, containing: "tainted") == [
-            "warn: hello: no versions for imported symbols (_modkit_printk); the host is tainted (F)",
+            "warn: hello: no versions for imported symbols (_modkit_printk); build it with modkit build; the host is tainted (F)",
         ])
         try await daemon.stop()
     }

@@ -109,7 +109,7 @@ struct ModuleVersionLoadTests {
         let module = try test.host.load(files: [userObject])
         #expect(exporter.taint == [])
         #expect(module.taint == .forcedLoad)
-        #expect(test.log.messages(of: "user").contains("no versions for imported symbols (_modkit_printk); the host is tainted (F)"))
+        #expect(test.log.messages(of: "user").contains("no versions for imported symbols (_modkit_printk); build it with modkit build; the host is tainted (F)"))
     }
 
     @Test("import missing from the version table taints F")

@@ -95,7 +95,9 @@ extension ModuleHost {
             job.versions.uncheckedReasons.append("disagrees about version of symbol \(name), loaded by force")
         }
         if !unversioned.isEmpty {
-            job.versions.uncheckedReasons.append("no versions for imported symbols (\(unversioned.joined(separator: ", ")))")
+            let shown = unversioned.prefix(4).joined(separator: ", ")
+            let more = unversioned.count > 4 ? " and \(unversioned.count - 4) more" : ""
+            job.versions.uncheckedReasons.append("no versions for imported symbols (\(shown)\(more)); build it with modkit build")
         }
     }
 
