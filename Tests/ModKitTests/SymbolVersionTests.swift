@@ -2,8 +2,8 @@ import Foundation
 import Testing
 @testable import ModKit
 
-/// The exporter used by most cases: `add_points` reaches `struct point` through a pointer, and
-/// `struct unrelated` is reached by nothing exported.
+/// Returns the exporter that most cases use. `add_points` reaches `struct point` through a
+/// pointer, and nothing exported reaches `struct unrelated`.
 private func exporter(point: String = "int x; int y;", unrelated: String = "long z;", body: String = "return a->x + b->y;",
                       parameterNames: (String, String) = ("a", "b")) -> String {
     let renamed = body.replacingOccurrences(of: "a->", with: parameterNames.0 + "->").replacingOccurrences(of: "b->", with: parameterNames.1 + "->")

@@ -23,7 +23,8 @@ struct SymbolVersions {
     var imports: [String: UInt32]?
     /// The CRC of each symbol the module exports (`.modkit.crcs`).
     var exportCRCs: [String: UInt32] = [:]
-    /// Why the module is loaded with a check skipped or impossible; each taints it with `F`.
+    /// The reasons for loading the module with a check skipped or impossible. Each taints it
+    /// with `F`.
     var uncheckedReasons: [String] = []
 
     init() {}
@@ -95,9 +96,9 @@ extension ModuleHost {
             job.versions.uncheckedReasons.append("disagrees about version of symbol \(name), loaded by force")
         }
         if !unversioned.isEmpty {
-            let shown = unversioned.prefix(4).joined(separator: ", ")
+            let listed = unversioned.prefix(4).joined(separator: ", ")
             let more = unversioned.count > 4 ? " and \(unversioned.count - 4) more" : ""
-            job.versions.uncheckedReasons.append("no versions for imported symbols (\(shown)\(more)); build it with modkit build")
+            job.versions.uncheckedReasons.append("no versions for imported symbols (\(listed)\(more)); build it with modkit build")
         }
     }
 

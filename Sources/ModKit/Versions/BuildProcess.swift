@@ -26,7 +26,7 @@ enum BuildProcess {
         }
     }
 
-    /// The program named by the environment variable `variable`, else `fallback`.
+    /// Returns the program named by the environment variable `variable`, else `fallback`.
     static func tool(_ variable: String, default fallback: String) -> String {
         guard let value = getenv(variable).map({ String(cString: $0) }), !value.isEmpty else { return fallback }
         return value

@@ -59,14 +59,15 @@ struct DWARFReader {
         try readUnits()
     }
 
-    /// The entry at a `.debug_info` offset.
+    /// Returns the entry at a `.debug_info` offset.
     func entry(at offset: Int) -> DebugEntry? {
         indexByOffset[offset].map { entries[$0] }
     }
 
     // MARK: Relocations
 
-    /// The relocated bytes of the section `name`, or none when the object has no such section.
+    /// Returns the relocated bytes of the section `name`, or none when the object has no such
+    /// section.
     private static func optionalSection(_ name: String, in object: ObjectFile) throws(DWARFError) -> [UInt8] {
         guard let index = object.sectionIndex(named: name) else { return [] }
         return try relocatedContents(of: index, in: object)
@@ -87,7 +88,7 @@ struct DWARFReader {
                 }
                 let at = Int(relocation.offset)
                 guard at + size <= bytes.count else {
-                    throw DWARFError(description: "\(object.name):(\(object.sections[index].name)+0x\(String(at, radix: 16))): relocation outside the section")
+                    throw DWARFError(description: "\(object.name):(\(object.sections[index].name)+0x\(String(at, radix: 16))): relocation outside the section; the object is damaged")
                 }
                 let value = object.symbols[relocation.symbolIndex].value &+ UInt64(bitPattern: relocation.addend)
                 for byte in 0 ..< size { bytes[at + byte] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(byte))) }

@@ -49,7 +49,8 @@ public enum HostSymbolProbe {
         return SymbolVersionFile(records: records)
     }
 
-    /// The Swift source of `HostSymbolVersions`, which embeds the records as Module.symvers text.
+    /// Returns the Swift source of `HostSymbolVersions`, which embeds the records as
+    /// Module.symvers text.
     public static func swiftSource(_ file: SymbolVersionFile) -> String {
         var lines = file.text.split(separator: "\n").map { "        \($0.replacingTabs())" }
         if lines.isEmpty { lines = [""] }
@@ -81,7 +82,7 @@ public enum HostSymbolProbe {
 }
 
 extension Substring {
-    /// The line with each tab written as `\t`, for a Swift string literal.
+    /// Returns the line with each tab written as `\t`, for a Swift string literal.
     fileprivate func replacingTabs() -> String {
         split(separator: "\t", omittingEmptySubsequences: false).joined(separator: "\\t")
     }

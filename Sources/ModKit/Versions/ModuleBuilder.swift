@@ -1,8 +1,8 @@
 import Glibc
 
-/// Builds a module the way Linux's kbuild and modpost do: compiles its sources, computes the
-/// version CRC of every export, generates the module's version tables in a small C file,
-/// links everything into one relocatable object with `ld -r`, and records the exports in a
+/// Builds a module the way Linux's kbuild and modpost do. It compiles the sources, computes
+/// the version CRC of every export and generates the version tables in a small C file. Then
+/// it links everything into one relocatable object with `ld -r` and records the exports in a
 /// Module.symvers file beside it.
 public struct ModuleBuilder {
     public var sources: [String]
@@ -20,7 +20,7 @@ public struct ModuleBuilder {
         self.moduleFlags = moduleFlags
     }
 
-    /// What a build produced.
+    /// The files and symbols of a finished build.
     public struct Result: Sendable {
         public var output: String
         public var moduleName: String
@@ -102,8 +102,8 @@ public struct ModuleBuilder {
     /// which gcc and clang write with the same forms.
     static let debugFlags = ["-g", "-gdwarf-4", "-gno-split-dwarf", "-fno-debug-types-section"]
 
-    /// The host API's versions, then those of the files given, the first record of a symbol
-    /// winning.
+    /// Returns the CRC of each symbol in the host API's table and the files given. The first
+    /// record of a symbol wins.
     private func knownVersions() throws(BuildError) -> [String: UInt32] {
         var known: [String: UInt32] = [:]
         var files = [try HostSymbolVersions.file()]

@@ -6,8 +6,8 @@
 /// structures, unions and enumerations appear by name, then the definition of every named
 /// type the signature reaches, directly or through other definitions and pointers, sorted by
 /// name. A type that refers back to itself through a pointer is therefore spelled once.
-/// Base types are spelled by encoding and size (`long int` from gcc and `long` from clang
-/// are both `s64`), typedefs by what they stand for, and parameter names, top-level
+/// Base types are spelled by encoding and size, so `long int` from gcc and `long` from clang
+/// are both `s64`. Typedefs are spelled by what they stand for. Parameter names, top-level
 /// qualifiers of parameters and `restrict` are left out, because none of them change the
 /// binary interface.
 struct TypeSignature {
@@ -178,8 +178,8 @@ struct TypeSignature {
         }
     }
 
-    /// A named aggregate is spelled by name and defined once among the definitions; an
-    /// anonymous one is spelled in place.
+    /// Spells a named aggregate by name and records its definition once. Spells an anonymous
+    /// one in place.
     private mutating func spellAggregate(_ entry: DebugEntry) -> String {
         let keyword = switch entry.tag {
         case Tag.unionType: "union"
@@ -200,7 +200,7 @@ struct TypeSignature {
         return key
     }
 
-    /// A declaration of a type that the unit also defines is replaced by that definition.
+    /// Returns the unit's definition of a declared type, or the entry itself.
     private func completeDefinition(of entry: DebugEntry) -> DebugEntry {
         guard flag(entry, Attribute.declaration), let name = qualifiedName(entry) else { return entry }
         return dwarf.entries.first { $0.tag == entry.tag && !flag($0, Attribute.declaration) && qualifiedName($0) == name } ?? entry
@@ -294,7 +294,8 @@ struct TypeSignature {
 
     // MARK: Attributes
 
-    /// The name with the enclosing namespaces and classes, `a::b::name`, or nil when anonymous.
+    /// Returns the name with the enclosing namespaces and classes, `a::b::name`, or nil when
+    /// the type is anonymous.
     private func qualifiedName(_ entry: DebugEntry) -> String? {
         guard let name = string(entry, Attribute.name) else { return nil }
         var parts = [name]
@@ -309,7 +310,7 @@ struct TypeSignature {
         return parts.joined(separator: "::")
     }
 
-    /// The entry's DW_AT_type, or that of the entry it completes or instantiates.
+    /// Returns the entry's DW_AT_type, or that of the entry it completes or instantiates.
     private func typeReference(_ entry: DebugEntry) -> Int? {
         if case .reference(let offset) = entry.attributes[Attribute.type] { return offset }
         for attribute in [Attribute.specification, Attribute.abstractOrigin] {
@@ -358,8 +359,8 @@ struct TypeSignature {
         }
     }
 
-    /// An enumerator's value as a bit pattern of the enumeration's size, so that the forms gcc
-    /// and clang choose for one value spell the same.
+    /// Returns an enumerator's value as a bit pattern of the enumeration's size, so that the
+    /// forms gcc and clang choose for one value spell the same.
     private func constantValue(_ value: DebugValue?, signed: Bool, bits: Int) -> String {
         var number: UInt64
         switch value {

@@ -1,17 +1,17 @@
-/// The two sections that carry symbol versions inside a module, both made of NUL-terminated
-/// `0xCRC NAME` strings that need no relocation: `.modkit.versions` lists the CRC of each
+/// The two sections that carry symbol versions inside a module. Both are NUL-terminated
+/// `0xCRC NAME` strings, which need no relocation. `.modkit.versions` lists the CRC of each
 /// imported symbol as the module was built (Linux's `__versions`), and `.modkit.crcs` the CRC
 /// of each exported symbol (Linux's `__kcrctab`). `modkit build` writes both.
 enum VersionSection {
     static let imports = ".modkit.versions"
     static let exports = ".modkit.crcs"
 
-    /// One entry without its terminating NUL: `0x1a2b3c4d printk`.
+    /// Returns one entry without its terminating NUL: `0x1a2b3c4d printk`.
     static func entry(name: String, crc: UInt32) -> String {
         "\(hex(crc)) \(name)"
     }
 
-    /// A CRC as Module.symvers writes it: `0x` and eight lowercase hex digits.
+    /// Returns a CRC as Module.symvers writes it: `0x` and eight lowercase hex digits.
     static func hex(_ crc: UInt32) -> String {
         let digits = String(crc, radix: 16)
         return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
