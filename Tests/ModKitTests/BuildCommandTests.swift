@@ -91,6 +91,20 @@ struct BuildCommandTests {
         #expect(file.records[0].crc != file.records[1].crc)
     }
 
+    @Test("namespace export is recorded")
+    func namespaceExport() async throws {
+        let directory = try TemporaryDirectory(prefix: "build")
+        defer { directory.remove() }
+        _ = try directory.write("#include <modkit/module.h>\nint ns_value(void) { return 3; }\nEXPORT_SYMBOL_NS_GPL(ns_value, MY_NS);\n", to: "ns.c")
+        let result = try await build(["ns.c"], in: directory)
+        #expect(result.status == 0, "\(result)")
+        let file = try SymbolVersionFile(text: String(contentsOfFile: directory.file("Module.symvers"), encoding: .utf8), file: "Module.symvers")
+        #expect(file.records.count == 1)
+        #expect(file.records.first?.namespace == "MY_NS")
+        #expect(file.records.first?.gplOnly == true)
+        #expect(file.records.first?.module == "ns")
+    }
+
     @Test("C and C++ sources link into one module")
     func mixedSources() async throws {
         let directory = try TemporaryDirectory(prefix: "build")

@@ -112,6 +112,22 @@ struct ModuleVersionLoadTests {
         #expect(test.log.messages(of: "user").contains("no versions for imported symbols (_modkit_printk); build it with modkit build; the host is tainted (F)"))
     }
 
+    @Test("host option skips the unversioned taint")
+    func unversionedOptionOff() async throws {
+        let directory = try TemporaryDirectory(prefix: "versions")
+        defer { directory.remove() }
+        let log = LogCollector()
+        var options = log.hostOptions()
+        options.taintsUnversionedModules = false
+        let host = ModuleHost(options: options)
+        defer { host.removeAll() }
+        let object = try await ObjectBuilder.compile(user.replacingOccurrences(of: "add_points(&p, &p)", with: "p.x"), name: "user", in: directory)
+        let module = try host.load(files: [object])
+        #expect(module.taint == [])
+        #expect(host.taint == [])
+        #expect(log.messages(of: "user") == ["sum 1"])
+    }
+
     @Test("import missing from the version table taints F")
     func missingEntryTaints() async throws {
         let test = try ModuleTestHost()

@@ -35,7 +35,8 @@ extension ModuleHost {
         return try load(images, parameters: parameters, options: options, statistics: &statistics)
     }
 
-    /// Loads `images` as one module: validate, lay out, resolve, relocate, protect, init.
+    /// Loads `images` as one module: validate, check vermagic, lay out, resolve, check symbol
+    /// versions, relocate, protect, init. `options` may skip the two checks.
     ///
     /// On any failure every completed stage is undone in reverse order: nothing stays mapped,
     /// exported or registered.

@@ -16,16 +16,18 @@ public struct LoadOptions: OptionSet, Sendable, Hashable {
     public static let force: LoadOptions = [.ignoreSymbolVersions, .ignoreVersionMagic]
 }
 
-/// The symbol versions a module records, read from its objects before layout.
+/// The symbol versions a module records, read from its objects after resolution.
 struct SymbolVersions {
     /// The CRC of each imported symbol as built (`.modkit.versions`), or nil for a module
     /// built without a version table.
     var imports: [String: UInt32]?
     /// The CRC of each symbol the module exports (`.modkit.crcs`).
     var exportCRCs: [String: UInt32] = [:]
-    /// The reasons for loading the module with a check skipped or impossible. Each taints it
-    /// with `F`.
-    var uncheckedReasons: [String] = []
+    /// The checks that a forced load skipped. Each taints the module with `F`.
+    var forcedReasons: [String] = []
+    /// The imports that could not be checked because the module has no CRC for them. Each
+    /// taints the module with `F` unless the host's options say otherwise.
+    var unversionedReasons: [String] = []
 
     init() {}
 
@@ -39,7 +41,6 @@ extension ModuleHost {
     /// Compares the module's `vermagic` with the host's, as Linux's `check_modinfo` does. An
     /// object that does not include `<modkit/module.h>` has no `vermagic` and is not checked.
     func checkVersionMagic(_ job: inout LinkJob) throws(LoadError) {
-        job.versions = try SymbolVersions(objects: job.objects)
         let expected = String(cString: modkit_vermagic())
         var seen: Set<String> = []
         for magic in job.info.values("vermagic") where magic != expected && seen.insert(magic).inserted {
@@ -48,7 +49,7 @@ extension ModuleHost {
                 throw LoadError(.badVersionMagic, file: job.file,
                                 "\(job.name): \(problem)\n>>> rebuild the module with this version's <modkit/module.h>, or load it by force")
             }
-            job.versions.uncheckedReasons.append("\(problem), loaded by force")
+            job.versions.forcedReasons.append("\(problem), loaded by force")
         }
     }
 
@@ -59,6 +60,9 @@ extension ModuleHost {
     /// not checked. A versioned export that the module has no CRC for is loaded with taint
     /// `F`. Symbols of the process's libraries carry no versions.
     func checkSymbolVersions(_ job: inout LinkJob) throws(LoadError) {
+        let forcedReasons = job.versions.forcedReasons
+        job.versions = try SymbolVersions(objects: job.objects)
+        job.versions.forcedReasons = forcedReasons
         var exporters: [String: ExportedSymbol] = [:]
         for export in job.resolved.boundExports { exporters[export.name] = export }
         var unversioned: [String] = []
@@ -82,7 +86,7 @@ extension ModuleHost {
                 continue
             }
             guard let recorded = imports[name] else {
-                job.versions.uncheckedReasons.append("no symbol version for \(name)")
+                job.versions.unversionedReasons.append("no symbol version for \(name)")
                 continue
             }
             guard recorded != exported else { continue }
@@ -93,19 +97,20 @@ extension ModuleHost {
                     >>> rebuild the module with modkit build against the exporter's current Module.symvers
                     """)
             }
-            job.versions.uncheckedReasons.append("disagrees about version of symbol \(name), loaded by force")
+            job.versions.forcedReasons.append("disagrees about version of symbol \(name), loaded by force")
         }
         if !unversioned.isEmpty {
             let listed = unversioned.prefix(4).joined(separator: ", ")
             let more = unversioned.count > 4 ? " and \(unversioned.count - 4) more" : ""
-            job.versions.uncheckedReasons.append("no versions for imported symbols (\(listed)\(more)); build it with modkit build")
+            job.versions.unversionedReasons.append("no versions for imported symbols (\(listed)\(more)); build it with modkit build")
         }
     }
 
     /// Taints a module loaded with a version check skipped or impossible with `F`, and logs
     /// each reason.
     func noteUncheckedVersions(of module: Module, job: LinkJob) {
-        let reasons = job.versions.uncheckedReasons
+        var reasons = job.versions.forcedReasons
+        if options.taintsUnversionedModules { reasons += job.versions.unversionedReasons }
         guard !reasons.isEmpty else { return }
         // addTaint logs only the first time F reaches the host, so later modules log here.
         if taint.contains(.forcedLoad) {

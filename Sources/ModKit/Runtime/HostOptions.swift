@@ -21,6 +21,10 @@ public struct HostOptions: Sendable {
     public var logHandler: (@Sendable (LogRecord) -> Void)?
     /// The most verbose level printed to standard error by the default handler (6 = info).
     public var consoleLevel = 6
+    /// Whether a module that imports versioned symbols (the host API, other modules' exports)
+    /// without recording their CRCs taints itself and the host with `F`, as Linux does with
+    /// `CONFIG_MODVERSIONS`. A module whose recorded CRCs disagree is rejected either way.
+    public var taintsUnversionedModules = true
 
     public init() {}
 }
