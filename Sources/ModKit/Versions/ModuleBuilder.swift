@@ -118,6 +118,7 @@ public struct ModuleBuilder {
     /// neither a Module.symvers nor this process (its C library) defines, leaving out the
     /// symbols that the loader itself defines.
     static func imports(of objects: [ObjectFile], known: [String: UInt32]) -> (versioned: [String: UInt32], unversioned: [String]) {
+        ProcessSymbols.revalidate()
         var defined: Set<String> = []
         var undefined: Set<String> = []
         for object in objects {
