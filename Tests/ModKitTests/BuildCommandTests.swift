@@ -128,6 +128,35 @@ struct BuildCommandTests {
         #expect(test.host.export(named: "twice")?.crc != nil)
     }
 
+    @Test("g++ and clang++ agree on classes")
+    func cPlusPlusClassesAgree() async throws {
+        let directory = try TemporaryDirectory(prefix: "build")
+        defer { directory.remove() }
+        // <string> comes first because its code uses the name __init, which module.h defines.
+        _ = try directory.write("""
+            #include <string>
+            #include <modkit/module.h>
+            namespace geo {
+            struct base { virtual ~base() {} int id; };
+            struct shape : base { double w, h; enum class kind : unsigned char { a = 1, b = 200 } k; };
+            }
+            int measure(const geo::shape &s, int &out) { out = (int)(s.w * s.h); return out; }
+            EXPORT_SYMBOL(measure);
+            extern "C" long total(geo::shape *s, unsigned long n, std::string *name) { return (long)n + (long)s->w + (long)name->size(); }
+            extern "C" { EXPORT_SYMBOL_GPL(total); }
+            """, to: "shapes.cpp")
+        var files: [SymbolVersionFile] = []
+        for compiler in ["g++", "clang++"] {
+            let result = try await build(["-o", "\(compiler).o", "shapes.cpp", "--", "-O2"], in: directory, environment: ["CXX": compiler])
+            #expect(result.status == 0, "\(result)")
+            files.append(try SymbolVersionFile(text: String(contentsOfFile: directory.file("Module.symvers"), encoding: .utf8), file: "Module.symvers"))
+        }
+        let gcc = files[1].records.filter { $0.module == "g++" }.map { [$0.symbol: $0.crc] }
+        let clang = files[1].records.filter { $0.module == "clang++" }.map { [$0.symbol: $0.crc] }
+        #expect(gcc.count == 2)
+        #expect(gcc == clang)
+    }
+
     @Test("missing source is named")
     func missingSource() async throws {
         let directory = try TemporaryDirectory(prefix: "build")

@@ -16,6 +16,24 @@ enum BuildProcess {
         return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
+    /// Returns whether `compiler --version` names clang, which takes other debugging flags
+    /// than gcc.
+    static func isClang(_ compiler: String, in directory: BuildDirectory) -> Bool {
+        let output = directory.file("compiler-version.txt")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0)
+        let argv = [strdup(compiler), strdup("--version"), nil]
+        defer { for argument in argv { free(argument) } }
+        var pid = pid_t()
+        guard posix_spawnp(&pid, argv[0]!, &actions, nil, argv, environ) == 0 else { return false }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (try? TextFile.read(output))?.contains("clang") ?? false
+    }
+
     /// Runs `arguments` and throws a one-line error naming `what` when it fails.
     static func check(_ arguments: [String], what: String) throws(BuildError) {
         guard let status = run(arguments) else {

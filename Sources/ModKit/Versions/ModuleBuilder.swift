@@ -92,7 +92,9 @@ public struct ModuleBuilder {
         let declared = try ExportVersions.declaredExports(in: object)
         guard !declared.isEmpty else { return [] }
         let debugPath = directory.file("\(index)-\(Self.baseName(source)).debug.o")
-        try BuildProcess.check([Self.compiler(for: source)] + moduleFlags + extraFlags + Self.debugFlags + ["-c", source, "-o", debugPath],
+        let compiler = Self.compiler(for: source)
+        try BuildProcess.check([compiler] + moduleFlags + extraFlags + Self.debugFlags + Self.classDebugFlags(source, compiler: compiler, directory: directory)
+                               + ["-c", source, "-o", debugPath],
                                what: "compiling \(source) with debugging information for symbol versions")
         let crcs = try ExportVersions.crcs(of: declared, debugObject: try Self.parse(debugPath, as: source), source: source)
         return declared.map { ($0, crcs[$0.name]!) }
@@ -101,6 +103,14 @@ public struct ModuleBuilder {
     /// The flags of the compilation that symbol versions read: DWARF 4 in the object itself,
     /// which gcc and clang write with the same forms.
     static let debugFlags = ["-g", "-gdwarf-4", "-gno-split-dwarf", "-fno-debug-types-section"]
+
+    /// Returns the flags that make the compiler describe every C++ class a unit uses in full.
+    /// By default gcc and clang describe a class with a vtable, or an explicit instantiation
+    /// such as std::string, only in the unit that emits it, and leave it opaque elsewhere.
+    private static func classDebugFlags(_ source: String, compiler: String, directory: BuildDirectory) -> [String] {
+        guard language(of: source) == .cPlusPlus else { return [] }
+        return BuildProcess.isClang(compiler, in: directory) ? ["-fstandalone-debug"] : ["-femit-class-debug-always"]
+    }
 
     /// Returns the CRC of each symbol in the host API's table and the files given. The first
     /// record of a symbol wins.

@@ -34,7 +34,7 @@ struct TypeSignature {
         static let count: UInt64 = 0x37, dataMemberLocation: UInt64 = 0x38, declaration: UInt64 = 0x3c
         static let encoding: UInt64 = 0x3e, external: UInt64 = 0x3f, specification: UInt64 = 0x47
         static let type: UInt64 = 0x49, dataBitOffset: UInt64 = 0x6b, linkageName: UInt64 = 0x6e
-        static let mipsLinkageName: UInt64 = 0x2007
+        static let artificial: UInt64 = 0x34, mipsLinkageName: UInt64 = 0x2007
     }
 
     init(dwarf: DWARFReader) {
@@ -232,6 +232,8 @@ struct TypeSignature {
 
     /// `T name at BYTE` for a plain member, `T name at bit BIT width N` for a bit-field.
     private mutating func describeMember(_ member: DebugEntry) -> String {
+        // gcc and clang name and type the vtable pointer differently (_vptr.base, _vptr$base).
+        if flag(member, Attribute.artificial) { return "vtable pointer at \(memberOffset(member) ?? 0)" }
         var text = spell(typeReference(member))
         if let name = string(member, Attribute.name) { text += " " + name }
         guard let bitSize = unsigned(member, Attribute.bitSize) else {
