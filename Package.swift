@@ -11,9 +11,11 @@ let package = Package(
         // What must be C: the module ABI header, the inline get/put fast path,
         // the variadic host API (printk) and the syscall shims.
         .target(name: "CModKit"),
+        // Module signatures, made and checked with OpenSSL's libcrypto (Debian: libssl-dev).
+        .target(name: "CModKitCrypto", linkerSettings: [.linkedLibrary("crypto")]),
         .target(
             name: "ModKit",
-            dependencies: ["CModKit"]
+            dependencies: ["CModKit", "CModKitCrypto"]
         ),
         .executableTarget(
             name: "modkit",

@@ -260,6 +260,12 @@ static void put_modules(const struct modkit_crash_table *table)
                 continue;
             put(" ", 1);
             put_string(table->owners[o].name);
+            const char *taint = table->owners[o].taint;
+            if (taint != NULL && taint[0] != '\0') {
+                put("(", 1);
+                put_string(taint);
+                put(")", 1);
+            }
         }
     }
     put("\n", 1);
@@ -278,6 +284,13 @@ static void handle_fatal_signal(int signal, siginfo_t *info, void *context)
     put_string(", code ");
     put_decimal(info->si_code);
     put("\n", 1);
+    if (table != NULL && table->taint != NULL && table->taint[0] != '\0') {
+        put_string("Tainted: ");
+        put_string(table->taint);
+        put("\n", 1);
+    } else {
+        put_string("Not tainted\n");
+    }
 
     struct machine_state state = put_registers(context, (unsigned long long)(uintptr_t)info->si_addr);
     put_backtrace(table, state);

@@ -19,8 +19,22 @@ int modkit_membarrier_register_private_expedited(void)
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0));
 }
 
+static int (*membarrier_fault_hook)(void);
+
+void modkit_set_membarrier_fault_hook(int (*hook)(void))
+{
+    __atomic_store_n(&membarrier_fault_hook, hook, __ATOMIC_RELEASE);
+}
+
 int modkit_membarrier_private_expedited(void)
 {
+    int (*hook)(void) = __atomic_load_n(&membarrier_fault_hook, __ATOMIC_ACQUIRE);
+
+    if (hook != NULL) {
+        int fault = hook();
+        if (fault != 0)
+            return -fault;
+    }
     return result_or_negative_errno(
         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0));
 }

@@ -45,6 +45,13 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
         case alreadyLoaded
         case noObjects
         case badLinkMap
+        /// A module signature is malformed or does not match the file. Such a module is always
+        /// rejected, with or without signature enforcement.
+        case badSignature
+        /// A host that enforces signatures rejected a module without a trusted signature.
+        case signatureRejected
+        /// A module binds a namespaced export without `MODULE_IMPORT_NS` for its namespace.
+        case namespaceNotImported
         /// The module's `vermagic` differs from the host's.
         case badVersionMagic
         /// The CRC a module recorded for an imported symbol differs from the exporter's.

@@ -17,6 +17,13 @@ struct ExecCommand: Command {
         standard error (the signal, the registers, a backtrace whose frames are named
         func+0x1c/0x80 [module] and the loaded modules) and dies of that signal.
 
+        Without --trust-dir, no signature is checked: a signed object loads with its signature
+        cut off, and an unsigned one loads without a warning. With --trust-dir DIR, each
+        object's signature is checked against the certificates in DIR before the object is
+        parsed. An object without a trusted signature prints Linux's 'module verification
+        failed' warning and taints the host (E), or with --sig-enforce is rejected. A
+        signature that does not match its object is always rejected.
+
         Exits with the status main returns, or with the status the module passes to exit().
         Exits with 1 if a module cannot be loaded or removed, and with 2 for an invalid
         command line.
@@ -26,12 +33,13 @@ struct ExecCommand: Command {
                          help: "run load, main and unload N times in this process (default 1); exit with the last status"),
         OptionDefinition(long: "stats", short: "s",
                          help: "print to standard error the median time of each stage and of a whole cycle, in microseconds"),
-    ]
+    ] + SignatureOptions.definitions
 
     let objects: [String]
     let programArguments: [String]
     let repeatCount: Int
     let printsStatistics: Bool
+    let signatures: SignatureOptions
 
     init(arguments: ParsedArguments) throws(UsageError) {
         guard !arguments.positionals.isEmpty else {
@@ -40,6 +48,7 @@ struct ExecCommand: Command {
         objects = arguments.positionals
         programArguments = arguments.passthrough
         printsStatistics = arguments.contains("stats")
+        signatures = try SignatureOptions(arguments: arguments)
 
         if let text = arguments.value("repeat") {
             guard let count = Int(text), count >= 1 else {
@@ -52,7 +61,15 @@ struct ExecCommand: Command {
     }
 
     func run() -> Int32 {
-        let host = ModuleHost(options: Self.hostOptions)
+        var options = Self.hostOptions
+        do {
+            options.trustedCertificates = try signatures.certificates()
+        } catch {
+            Self.reportError("\(error)")
+            return ExitStatus.failure
+        }
+        options.signatureEnforced = signatures.enforced
+        let host = ModuleHost(options: options)
         do {
             try host.installCrashReports()
         } catch {

@@ -5,7 +5,7 @@ import ModKit
 struct HostCommand: Command {
     static let name = "host"
     static let summary = "run the daemon that loads and removes modules for the other tools"
-    static let usage = "modkit host [--socket PATH] [--module-dir DIR] [--config FILE] [--daemon --pid-file FILE] [--max-image-size BYTES] [--shutdown-timeout SECONDS]"
+    static let usage = "modkit host [--socket PATH] [--module-dir DIR] [--config FILE] [--daemon --pid-file FILE] [--max-image-size BYTES] [--shutdown-timeout SECONDS] [--trust-dir DIR [--sig-enforce]]"
     static let discussion = """
         Runs one module host in this process and serves insmod, rmmod, lsmod, modprobe, call,
         dmesg and status over a Unix stream socket. The socket is PATH, else $MODKIT_SOCKET,
@@ -16,6 +16,13 @@ struct HostCommand: Command {
         standard error up to the info level. SIGTERM or SIGINT removes every module, users
         before the modules they use, waiting up to the shutdown timeout for references to
         drop, and then removes the socket.
+
+        With --trust-dir DIR the daemon checks each module's signature against the
+        certificates in DIR. A module without a trusted signature loads with Linux's
+        'module verification failed' warning and taints the daemon (E), or with --sig-enforce
+        is rejected. A signature that does not match its module is always rejected. Without
+        --trust-dir no signature is checked, but a malformed signature trailer is still
+        rejected.
 
         --module-dir and --config are the defaults that modprobe and modinfo use when they get
         no directory or configuration of their own; the daemon checks that they exist and
@@ -31,9 +38,10 @@ struct HostCommand: Command {
         OptionDefinition(long: "shutdown-timeout", valueName: "SECONDS", help: "at shutdown, wait this long for references to drop (default 10)"),
         OptionDefinition(long: "read-timeout", valueName: "SECONDS", help: "drop a client that takes longer to send a request or to read a reply (default 10)"),
         OptionDefinition(long: "max-clients", valueName: "N", help: "serve at most N connections at once (default 64)"),
-    ]
+    ] + SignatureOptions.definitions
 
     var configuration: DaemonConfiguration
+    let signatures: SignatureOptions
     let detaches: Bool
     let pidFile: String?
 
@@ -65,6 +73,8 @@ struct HostCommand: Command {
             }
             configuration.maxClients = count
         }
+        signatures = try SignatureOptions(arguments: arguments)
+        configuration.signatureEnforced = signatures.enforced
         detaches = arguments.contains("daemon")
         pidFile = arguments.value("pid-file").map(absolute)
         if detaches && pidFile == nil {
@@ -89,10 +99,16 @@ struct HostCommand: Command {
 
     func run() -> Int32 {
         if let failure = checkSettings() { return Self.fail(failure) }
-        if detaches {
-            return Daemonizer.detach { ready in serve(ready: ready) }
+        var command = self
+        do {
+            command.configuration.trustedCertificates = try signatures.certificates()
+        } catch {
+            return Self.fail("\(error)")
         }
-        return serve(ready: { _ in })
+        if detaches {
+            return Daemonizer.detach { ready in command.serve(ready: ready) }
+        }
+        return command.serve(ready: { _ in })
     }
 
     private static func fail(_ message: String) -> Int32 {
@@ -155,6 +171,11 @@ struct HostCommand: Command {
             if let pidFile { unlink(pidFile) }
             ready("\(error)")
             return Self.fail("\(error)")
+        }
+        do {
+            try server.host.installCrashReports()
+        } catch {
+            writeToStandardError("modkit host: warning: crash reports are off, because installing their signal handler failed: \(error)\n")
         }
         ready(nil)
         server.run()

@@ -10,7 +10,8 @@ struct ModinfoCommand: Command {
         Prints filename, name, the module's MODULE_LICENSE, MODULE_AUTHOR,
         MODULE_DESCRIPTION, MODULE_VERSION and MODULE_ALIAS values, its other .modinfo
         fields, depends (from modules.dep beside the file), vermagic (the module ABI
-        version it was built for) and parm, one 'key:  value' line
+        version it was built for), for a signed file sig_id, signer, sig_key and
+        sig_hashalgo, and parm, one 'key:  value' line
         each with the key padded to 16 columns. With -F only the values of FIELD are
         printed, one per line.
 
@@ -70,8 +71,11 @@ struct ModinfoCommand: Command {
     /// Returns the lines modinfo prints for one file.
     private func describe(file: String) throws(ToolFailure) -> String {
         let info: ModuleInfo
+        let signature: ModuleSignature?
         do throws(LoadError) {
-            info = ModuleInfo(objects: [try ObjectFile(ObjectImage(contentsOf: file))])
+            let image = try ObjectImage(contentsOf: file)
+            signature = try image.signature()
+            info = ModuleInfo(objects: [try ObjectFile(image.withoutSignature())])
         } catch {
             throw ToolFailure(["could not get modinfo from '\(moduleName(fromArgument: file))': Invalid module format", "\(error)"])
         }
@@ -88,12 +92,26 @@ struct ModinfoCommand: Command {
         var magics: [String] = []
         for magic in info.values("vermagic") where !magics.contains(magic) { magics.append(magic) }
         lines += magics.map { ("vermagic", $0) }
+        if let signature {
+            lines += try Self.signatureFields(signature, file: file)
+        }
         lines += Self.parameters(info).map { ("parm", $0) }
 
         if let field {
             return lines.filter { $0.key == field }.map { $0.value + "\n" }.joined()
         }
         return lines.map { ($0.key + ":").padding(to: 16) + $0.value + "\n" }.joined()
+    }
+
+    /// kmod's fields for a PKCS#7 signature: `sig_id`, `signer`, `sig_key` and `sig_hashalgo`.
+    private static func signatureFields(_ signature: ModuleSignature, file: String) throws(ToolFailure) -> [(key: String, value: String)] {
+        do {
+            let signer = try signature.signer()
+            return [("sig_id", "PKCS#7"), ("signer", signer.signer), ("sig_key", signer.keyIdentifierText),
+                    ("sig_hashalgo", signer.hashAlgorithm)]
+        } catch {
+            throw ToolFailure("could not read the signature of '\(file)': \(error)")
+        }
     }
 
     /// The fields printed right after filename and name, in this order; other fields follow

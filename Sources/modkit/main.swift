@@ -5,8 +5,8 @@ enum Tool {
     /// Every subcommand, in the order `modkit --help` lists them.
     static var commands: [any Command.Type] {
         [ExecCommand.self, LinkCommand.self, CFlagsCommand.self, BuildCommand.self, HostCommand.self, InsmodCommand.self, RmmodCommand.self, LsmodCommand.self,
-         ModinfoCommand.self, DepmodCommand.self, ModprobeCommand.self, CallCommand.self, ParamCommand.self, DmesgCommand.self, StatusCommand.self,
-         KallsymsCommand.self, BenchRefcountCommand.self, BenchKallsymsCommand.self, VersionCommand.self]
+         ModinfoCommand.self, SignCommand.self, DepmodCommand.self, ModprobeCommand.self, CallCommand.self, ParamCommand.self, DmesgCommand.self, StatusCommand.self,
+         KallsymsCommand.self, BenchRefcountCommand.self, BenchKallsymsCommand.self, StressCommand.self, VersionCommand.self]
     }
 
     /// The commands named `bench`, by the benchmark name that follows it.

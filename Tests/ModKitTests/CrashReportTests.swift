@@ -47,9 +47,48 @@ struct CrashReportTests {
         #expect(mainLine.hasSuffix(" [crashmod]"), "\(result)")
     }
 
-    @Test func reportListsModules() async throws {
+    @Test func reportListsModulesWithTaint() async throws {
         let result = try await runFaultingModule()
+        let lines = result.standardError.split(separator: "\n")
 
-        #expect(result.standardError.hasSuffix("Modules linked in: crashmod\n"), "\(result)")
+        // A plain object declares no license, so it counts as proprietary (P).
+        #expect(lines.count > 1)
+        #expect(lines.dropFirst().first == "Tainted: P", "\(result)")
+        #expect(result.standardError.hasSuffix("Modules linked in: crashmod(P)\n"), "\(result)")
+    }
+
+    @Test("daemon reports module crash")
+    func daemonReport() async throws {
+        let directory = try TemporaryDirectory(prefix: "crash")
+        defer { directory.remove() }
+        _ = try await ObjectBuilder.compile("""
+            #include <modkit/module.h>
+            MODULE_LICENSE("GPL");
+            __attribute__((noinline)) int crashcmd_fault(volatile int *pointer) { return *pointer; }
+            static int crash_run(int argc, char **argv, struct modkit_output *out)
+            {
+                return crashcmd_fault((volatile int *)0);
+            }
+            static struct modkit_command crash_command = {
+                .owner = THIS_MODULE, .name = "crash", .summary = "dereference NULL", .run = crash_run,
+            };
+            static int crashcmd_init(void) { return modkit_register_command(&crash_command); }
+            static void crashcmd_exit(void) { modkit_unregister_command(&crash_command); }
+            module_init(crashcmd_init);
+            module_exit(crashcmd_exit);
+            """, flags: ObjectBuilder.moduleFlags + ["-fno-omit-frame-pointer"], name: "crashcmd", in: directory)
+        let daemon = try await RunningDaemon(in: directory)
+        #expect(try await daemon.run(["insmod", "crashcmd.o"]).status == 0)
+
+        let call = try await daemon.run(["call", "crash"])
+        #expect(call.status != 0, "\(call)")
+        let status = try await daemon.stop()
+        #expect(daemon.process.terminationReason == .uncaughtSignal)
+        #expect(status == SIGSEGV, "\(daemon.standardError)")
+        let report = daemon.standardError
+        #expect(report.contains("modkit: fatal signal 11 (SIGSEGV) at address 0x0, code 1\nNot tainted\n"), "\(report)")
+        let frame = report.split(separator: "\n").first { $0.contains(" crashcmd_fault+0x") }
+        #expect(frame?.hasSuffix(" [crashcmd]") == true, "\(report)")
+        #expect(report.hasSuffix("Modules linked in: crashcmd\n"), "\(report)")
     }
 }

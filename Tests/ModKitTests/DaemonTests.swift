@@ -169,8 +169,8 @@ struct DaemonTests {
         let json = try await daemon.run(["lsmod", "--json"])
         #expect(json.standardOutput == """
             [
-              {"name": "calc", "size": \(sizes["calc"]!), "refcount": 0, "state": "Live", "usedBy": [], "dependsOn": ["mathlib"]},
-              {"name": "mathlib", "size": \(sizes["mathlib"]!), "refcount": 1, "state": "Live", "usedBy": ["calc"], "dependsOn": []}
+              {"name": "calc", "size": \(sizes["calc"]!), "refcount": 0, "state": "Live", "usedBy": [], "dependsOn": ["mathlib"], "taint": ""},
+              {"name": "mathlib", "size": \(sizes["mathlib"]!), "refcount": 1, "state": "Live", "usedBy": ["calc"], "dependsOn": [], "taint": ""}
             ]
 
             """, "\(json)")

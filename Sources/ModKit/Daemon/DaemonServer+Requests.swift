@@ -126,7 +126,7 @@ extension DaemonServer {
             let image = try readImage()
             let moduleName: String
             do throws(LoadError) {
-                let object = try ObjectFile(image)
+                let object = try ObjectFile(image.withoutSignature())
                 moduleName = ModuleInfo.moduleName(info: ModuleInfo(objects: [object]), firstFile: name)
             } catch {
                 throw loadFailure(error, peer: peer)
@@ -295,7 +295,9 @@ extension LoadError {
         case .undefinedSymbols: ENOENT
         case .alreadyLoaded: EEXIST
         case .outOfAddressSpace, .systemCallFailed: ENOMEM
-        case .noObjects, .invalidParameter: EINVAL
+        case .noObjects, .invalidParameter, .namespaceNotImported: EINVAL
+        case .badSignature: EBADMSG
+        case .signatureRejected: EKEYREJECTED
         case .initFailed: initResult.flatMap { $0 < 0 ? -$0 : nil } ?? EIO
         default: ENOEXEC
         }

@@ -23,6 +23,9 @@ public struct DaemonConfiguration: Sendable {
     public var version = ""
     /// Log records kept for `dmesg`.
     public var logCapacity = 4096
+    /// The host's `trustedCertificates` and `signatureEnforced` (`--trust-dir`, `--sig-enforce`).
+    public var trustedCertificates: TrustedCertificates?
+    public var signatureEnforced = false
 
     public init(socketPath: String) {
         self.socketPath = socketPath
@@ -59,6 +62,8 @@ public final class DaemonServer: @unchecked Sendable {
         self.log = log
         var options = HostOptions()
         options.logHandler = { record in log.record(record) }
+        options.trustedCertificates = configuration.trustedCertificates
+        options.signatureEnforced = configuration.signatureEnforced
         host = ModuleHost(options: options)
 
         var pipeDescriptors: [Int32] = [0, 0]
@@ -82,6 +87,11 @@ public final class DaemonServer: @unchecked Sendable {
     /// Accepts connections until `requestStop` is called.
     public func run() {
         log.log(5, module: nil, "listening on \(configuration.socketPath) (pid \(getpid()), uid \(ownerUID))")
+        if let certificates = configuration.trustedCertificates {
+            let mode = configuration.signatureEnforced ? "enforced" : "not enforced"
+            let plural = certificates.count == 1 ? "" : "s"
+            log.log(5, module: nil, "checking module signatures against \(certificates.count) trusted certificate\(plural) (\(mode))")
+        }
         while true {
             let connection: UnixSocket?
             do {

@@ -77,8 +77,13 @@ public final class ModuleArea: Sendable {
         if keepWarm(span) { return }
         if case .failure = SystemCalls.resetToReserved(span.start, size: span.size) {
             // Without fresh pages the old ones stay committed, but they must not stay usable.
-            // If even this fails the span is leaked rather than reused while still accessible.
-            guard case .success = SystemCalls.protect(span.start, size: span.size, protection: PROT_NONE) else { return }
+            guard case .success = SystemCalls.protect(span.start, size: span.size, protection: PROT_NONE) else {
+                // Unmapping, the last resort, leaves a hole in the zone that other mappings may
+                // take, so the span is leaked rather than handed out again. If even munmap fails,
+                // the span stays leaked with its old protections.
+                _ = SystemCalls.unmap(span.start, size: span.size)
+                return
+            }
         }
         state.withLock { state in
             if let near = state.near, near.range.start <= span.start, span.end <= near.range.end {
@@ -178,12 +183,8 @@ public final class ModuleArea: Sendable {
         }
     }
 
-    private static func reserve(at hint: UInt64?, size: Int) -> UInt64? {
-        if case .success(let address) = SystemCalls.mapAnonymous(at: hint, size: size, protection: PROT_NONE,
-                                                                 fixedNoReplace: hint != nil, noReserve: true) {
-            return address
-        }
-        return nil
+    private static func reserve(at hint: UInt64?, size: Int) -> Result<UInt64, Errno> {
+        SystemCalls.mapAnonymous(at: hint, size: size, protection: PROT_NONE, fixedNoReplace: hint != nil, noReserve: true)
     }
 
     /// Reserves the near zone just below the host executable, within 2 GiB of its code, or
@@ -195,16 +196,18 @@ public final class ModuleArea: Sendable {
         if executable > UInt64(size) * 2 {
             var hint = (executable & ~(alignment - 1)) - UInt64(size) - alignment
             for _ in 0 ..< 8 where hint > 0 {
-                if let address = reserve(at: hint, size: size) {
+                if case .success(let address) = reserve(at: hint, size: size) {
                     return ZoneState(range: AreaSpan(start: address, size: size), free: [AreaSpan(start: address, size: size)])
                 }
                 hint -= UInt64(size / 2)
             }
         }
-        guard let address = reserve(at: nil, size: size) else {
-            throw LoadError(.outOfAddressSpace, file: "", "cannot reserve the module area (\(size >> 20) MiB): \(Errno(errno))")
+        switch reserve(at: nil, size: size) {
+        case .success(let address):
+            return ZoneState(range: AreaSpan(start: address, size: size), free: [AreaSpan(start: address, size: size)])
+        case .failure(let error):
+            throw LoadError(.outOfAddressSpace, file: "", "cannot reserve the module area (\(size >> 20) MiB): mmap failed: \(error); check the address space limit (ulimit -v)")
         }
-        return ZoneState(range: AreaSpan(start: address, size: size), free: [AreaSpan(start: address, size: size)])
     }
 
     /// An address in the code that embeds ModKit (the host executable when ModKit is linked in
@@ -218,7 +221,7 @@ public final class ModuleArea: Sendable {
         let size = lowZoneSize
         var hint: UInt64 = 0x1000_0000
         while hint + UInt64(size) <= lowZoneLimit {
-            if let address = reserve(at: hint, size: size) {
+            if case .success(let address) = reserve(at: hint, size: size) {
                 if address + UInt64(size) <= lowZoneLimit {
                     return ZoneState(range: AreaSpan(start: address, size: size), free: [AreaSpan(start: address, size: size)])
                 }

@@ -35,30 +35,42 @@ extension ModuleHost {
         return try load(images, parameters: parameters, options: options, statistics: &statistics)
     }
 
-    /// Loads `images` as one module: validate, check vermagic, lay out, resolve, check symbol
-    /// versions, relocate, protect, init. `options` may skip the two checks.
+    /// Loads `images` as one module: check signatures, validate, check vermagic, lay out,
+    /// resolve, check symbol versions, relocate, protect, init. `options` may skip the two
+    /// version checks.
     ///
     /// On any failure every completed stage is undone in reverse order: nothing stays mapped,
     /// exported or registered.
     public func load(_ images: [ObjectImage], parameters: String = "", options: LoadOptions = [],
                      statistics: inout LoadStatistics) throws(LoadError) -> Module {
-        var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(images) }
+        // The signature check counts as part of validation in the statistics.
+        let checked = try statistics.measure(.validate) { () throws(LoadError) in try checkSignatures(images) }
+        var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(checked.images) }
+        observe(.validate, job.name)
         job.options = options
         try checkVersionMagic(&job)
         try statistics.measure(.layout) { () throws(LoadError) in try layOut(&job) }
+        observe(.layOut, job.name)
         do {
             try statistics.measure(.resolve) { () throws(LoadError) in try resolve(&job) }
+            observe(.resolve, job.name)
             try checkSymbolVersions(&job)
             try statistics.measure(.relocate) { () throws(LoadError) in try relocate(&job) }
+            observe(.relocate, job.name)
             try statistics.measure(.protect) { () throws(LoadError) in try protect(&job) }
+            observe(.protect, job.name)
         } catch {
             job.memory.release()
             throw error
         }
         let module = try form(job)
+        if checked.lacksTrustedSignature { noteMissingSignature(of: module) }
         noteUncheckedVersions(of: module, job: job)
+        observe(.form, job.name)
         try setParameters(parameters, of: module)
+        observe(.parameters, job.name)
         try statistics.measure(.initialize) { () throws(LoadError) in try initialize(module) }
+        observe(.initialize, job.name)
         return module
     }
 
@@ -108,6 +120,7 @@ extension ModuleHost {
                                       hostSymbols: HostBridge.hostSymbols,
                                       processPolicy: options.processSymbols)
         job.resolved = try resolver.resolve(objects: job.objects, symbols: job.symbols, layout: job.layout, base: job.memory.base)
+        try job.resolved.checkNamespaces(imported: job.info.values("import_ns"), module: job.name, file: job.file)
     }
 
     /// Computes and checks every relocation, then writes the image, and reads the module's

@@ -50,11 +50,13 @@ extension ModuleHost {
             if let exit = module.exitFunction { ModuleCode.callVoid(exit) }
             runExitHandlers(module)
         }
+        observe(.exit, name)
         statistics.measure(.unmap) {
             removeLeftoverEntries(of: module)
             unpublish(module)
             discard(module)
         }
+        observe(.unmap, name)
         log(6, module: nil, "removed module \(name)")
     }
 

@@ -9,6 +9,7 @@ struct ExportTable {
 
     /// Adds `module`'s exports, or throws naming both modules if a name is already exported.
     mutating func add(_ module: Module, file: String) throws(LoadError) {
+        try checkHostSymbols(module, file: file)
         if let globals = module.exportedGlobals {
             for (name, export) in declared where globals.export(name, owner: module.name) != nil {
                 throw duplicate(name, existing: export.owner, module: module.name, file: file)
@@ -30,9 +31,20 @@ struct ExportTable {
         for export in module.exports { declared[export.name] = export }
     }
 
+    /// Throws when `module` exports a name of the host API (`printk`, `atexit`), which would
+    /// otherwise bind in later modules in place of the host's function, as Linux rejects a
+    /// module that exports a symbol of the kernel.
+    private func checkHostSymbols(_ module: Module, file: String) throws(LoadError) {
+        let names = module.exportedGlobals.map { globals in HostBridge.hostSymbols.keys.filter { globals.export($0, owner: "") != nil } }
+            ?? module.exports.map(\.name).filter { HostBridge.hostSymbols[$0] != nil }
+        guard let name = names.min() else { return }
+        throw LoadError(.duplicateSymbol, file: file, symbol: name,
+                        "module \(module.name) exports duplicate symbol \(name) (owned by the host); rename the module's symbol, or give it hidden visibility or static linkage")
+    }
+
     private func duplicate(_ name: String, existing: String, module: String, file: String) -> LoadError {
         LoadError(.duplicateSymbol, file: file, symbol: name,
-                  "exported symbol '\(name)' is already exported by module \(existing); module \(module) cannot export it too")
+                  "module \(module) exports duplicate symbol \(name) (owned by \(existing)); remove one of the two exports, or remove module \(existing) first")
     }
 
     mutating func remove(_ module: Module) {

@@ -21,6 +21,12 @@ public struct HostOptions: Sendable {
     public var logHandler: (@Sendable (LogRecord) -> Void)?
     /// The most verbose level printed to standard error by the default handler (6 = info).
     public var consoleLevel = 6
+    /// The certificates whose keys may sign modules. With them, or with `signatureEnforced`, the
+    /// host checks every module's signature, and a module without a trusted one taints it (`E`).
+    public var trustedCertificates: TrustedCertificates?
+    /// Rejects modules without a valid signature by a trusted key, as Linux's
+    /// `module.sig_enforce=1` does.
+    public var signatureEnforced = false
     /// Whether a module that imports versioned symbols (the host API, other modules' exports)
     /// without recording their CRCs taints itself and the host with `F`, as Linux does with
     /// `CONFIG_MODVERSIONS`. A module whose recorded CRCs disagree is rejected either way.

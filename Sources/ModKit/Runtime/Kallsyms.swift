@@ -15,6 +15,7 @@ public final class Kallsyms: @unchecked Sendable {
     private let moduleTables = Mutex<[KallsymsTable]>([])
     /// Whether every change of the module tables is published to the crash handler.
     private let publishesCrashTables = Atomic<Bool>(false)
+    private let taintLetters = Mutex(TaintLetters())
 
     init() {}
 
@@ -219,20 +220,38 @@ public final class Kallsyms: @unchecked Sendable {
             guard let position = Self.position(of: module, in: tables) else { return }
             tables.remove(at: position)
         }
+        taintLetters.withLock { _ = $0.modules.removeValue(forKey: module.name) }
         publishCrashTablesIfEnabled()
     }
 
     /// Publishes the current tables to the crash handler now and after every module change.
     func enableCrashReports() {
         publishesCrashTables.store(true, ordering: .sequentiallyConsistent)
-        CrashReports.publish(tables())
+        CrashReports.publish(tables(), taint: taintLetters.withLock { $0 })
+    }
+
+    // MARK: Taint in crash reports
+
+    /// The taint letters crash reports print, for the host and by module name.
+    struct TaintLetters {
+        var host = ""
+        var modules: [String: String] = [:]
+    }
+
+    /// Records the taint of the host and of `module`, for crash reports.
+    func noteTaint(host: Taint, module: Module?, moduleTaint: Taint) {
+        taintLetters.withLock { letters in
+            letters.host = host.description
+            if let module { letters.modules[module.name] = moduleTaint.description }
+        }
+        publishCrashTablesIfEnabled()
     }
 
     // NOTE: libraries that the process loads later appear in crash reports only after the
     // next module change republishes the tables.
     private func publishCrashTablesIfEnabled() {
         guard publishesCrashTables.load(ordering: .sequentiallyConsistent) else { return }
-        CrashReports.publish(tables())
+        CrashReports.publish(tables(), taint: taintLetters.withLock { $0 })
     }
 
     private static func position(of module: Module, in tables: [KallsymsTable]) -> Int? {

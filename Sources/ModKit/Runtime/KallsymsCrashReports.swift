@@ -17,10 +17,14 @@ enum CrashReports {
         let tables: [KallsymsTable]
         let owners: UnsafeMutablePointer<modkit_crash_owner>
         let table: UnsafeMutablePointer<modkit_crash_table>
+        /// The taint strings the owners and the table point to.
+        private var strings: [UnsafeMutablePointer<CChar>] = []
 
-        init(tables: [KallsymsTable]) {
+        init(tables: [KallsymsTable], taint: Kallsyms.TaintLetters) {
             self.tables = tables
             owners = .allocate(capacity: max(tables.count, 1))
+            let hostTaint = strdup(taint.host)!
+            strings.append(hostTaint)
             for (position, kallsymsTable) in tables.enumerated() {
                 let kind: Int32 = switch kallsymsTable.ownerKind {
                 case .executable: Int32(MODKIT_CRASH_EXECUTABLE.rawValue)
@@ -29,15 +33,22 @@ enum CrashReports {
                 }
                 owners[position] = modkit_crash_owner(start: kallsymsTable.start, end: kallsymsTable.end,
                                                       name: kallsymsTable.crashOwnerName, kind: kind,
-                                                      symbols: kallsymsTable.crashSymbols, count: kallsymsTable.count)
+                                                      symbols: kallsymsTable.crashSymbols, count: kallsymsTable.count,
+                                                      taint: nil)
+                if kallsymsTable.ownerKind == .module, let letters = taint.modules[kallsymsTable.ownerName] {
+                    let string = strdup(letters)!
+                    strings.append(string)
+                    owners[position].taint = UnsafePointer(string)
+                }
             }
             table = .allocate(capacity: 1)
-            table.initialize(to: modkit_crash_table(owners: owners, count: tables.count))
+            table.initialize(to: modkit_crash_table(owners: owners, count: tables.count, taint: hostTaint))
         }
 
         deinit {
             owners.deallocate()
             table.deallocate()
+            for string in strings { free(string) }
         }
     }
 
@@ -49,9 +60,9 @@ enum CrashReports {
     private static let state = Mutex(State())
 
     /// Makes `tables` the symbols that crash reports print.
-    static func publish(_ tables: [KallsymsTable]) {
+    static func publish(_ tables: [KallsymsTable], taint: Kallsyms.TaintLetters) {
         state.withLock { state in
-            let publication = Publication(tables: tables)
+            let publication = Publication(tables: tables, taint: taint)
             modkit_crash_publish(publication.table)
             state.publications.append(publication)
             if state.publications.count > retainedPublications {

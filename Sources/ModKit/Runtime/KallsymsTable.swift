@@ -36,9 +36,9 @@ public enum KallsymsOwnerKind: Sendable {
 /// The symbols of one owner (the executable, a library or a module), indexed for lookups that
 /// allocate nothing.
 ///
-/// Entries are sorted by address for binary search. Names are stored NUL-terminated in one
-/// buffer that the table owns, and a `SymbolNameTable` over those bytes maps a name to its
-/// entry. The table is immutable once built, so readers need no lock.
+/// Entries are sorted by address. Names are stored NUL-terminated in one buffer that the table
+/// owns, and a `KallsymsIndex` over both answers lookups by name and by address. The table is
+/// immutable once built, so readers need no lock.
 public final class KallsymsTable: @unchecked Sendable {
     struct Entry {
         var address: UInt64
@@ -56,10 +56,8 @@ public final class KallsymsTable: @unchecked Sendable {
     public let end: UInt64
 
     let entries: [Entry]
-    /// `entries[i].address`, apart so that the binary search touches 8 bytes per step.
-    private let addresses: [UInt64]
     private let names: UnsafeMutablePointer<UInt8>
-    private let nameIndex: SymbolNameTable
+    private let lookupIndex: KallsymsIndex
     /// `ownerName` as bytes, compared against the `module:` prefix of a name lookup.
     let ownerNameBytes: [UInt8]
 
@@ -97,21 +95,12 @@ public final class KallsymsTable: @unchecked Sendable {
         sorted = Self.removingDuplicates(sorted, names: names)
         Self.fillMissingSizes(&sorted, end: end)
         entries = sorted
-        addresses = sorted.map(\.address)
-
-        var index = SymbolNameTable(minimumCapacity: sorted.count)
-        for (position, entry) in sorted.enumerated() {
-            let name = SymbolName(start: names + Int(entry.nameOffset), count: Int(entry.nameLength))
-            // A global wins over a local of the same name; among equals the lower address wins.
-            if let existing = index[name], Self.isGlobal(sorted[existing]) || !Self.isGlobal(entry) {
-                continue
-            }
-            index[name] = position
-        }
-        nameIndex = index
+        // A global wins over a local of the same name; among equals the lower address wins.
+        lookupIndex = KallsymsIndex(entries: sorted, names: names, start: start, end: end) { Self.isGlobal(sorted[$0]) }
     }
 
     deinit {
+        lookupIndex.deallocate()
         names.deallocate()
         crashSymbolStorage?.deallocate()
         free(crashOwnerNameStorage)
@@ -161,49 +150,29 @@ public final class KallsymsTable: @unchecked Sendable {
 
     /// The index of the symbol that contains `address`, or nil. Allocates nothing.
     public func index(containing address: UInt64) -> Int? {
-        guard start <= address, address < end else { return nil }
-        let found = Self.lastIndex(notAbove: address, in: addresses, from: 0, count: addresses.count)
-        guard let found else { return nil }
-        let entry = entries[found]
-        return address - entry.address < entry.size ? found : nil
-    }
-
-    /// The index of the last of `values[first ..< first + count]`, which are sorted, that is at
-    /// most `value`, or nil when there is none.
-    @inline(__always)
-    private static func lastIndex(notAbove value: UInt64, in values: [UInt64], from first: Int, count: Int) -> Int? {
-        values.withUnsafeBufferPointer { values in
-            var low = first
-            var remaining = count
-            while remaining > 0 {
-                let half = remaining >> 1
-                if values[low + half] <= value {
-                    low += half + 1
-                    remaining -= half + 1
-                } else {
-                    remaining = half
-                }
-            }
-            return low > first ? low - 1 : nil
-        }
+        lookupIndex.entry(containing: address)
     }
 
     /// The index of the symbol named `name`, a global one if there is one. Allocates nothing.
     public func index(named name: UnsafeBufferPointer<UInt8>) -> Int? {
         guard let base = name.baseAddress else { return nil }
-        return index(named: SymbolName(start: base, count: name.count))
+        return lookupIndex.entry(named: base, length: name.count)
     }
 
     func index(named name: SymbolName) -> Int? {
-        nameIndex[name]
+        lookupIndex.entry(named: name.start, length: name.count)
     }
 
     /// The index of the symbol named `name`.
     public func index(named name: String) -> Int? {
-        SymbolName.with(name) { index(named: $0) }
+        var name = name
+        return name.withUTF8 { index(named: $0) }
     }
 
-    public func address(at index: Int) -> UInt64 { addresses[index] }
+    public func address(at index: Int) -> UInt64 {
+        precondition(index >= 0 && index < entries.count, "kallsyms entry \(index) out of range 0..<\(entries.count)")
+        return lookupIndex.address(at: index)
+    }
     public func size(at index: Int) -> UInt64 { entries[index].size }
     public func type(at index: Int) -> UInt8 { entries[index].type }
     public func isInit(at index: Int) -> Bool { entries[index].isInit }

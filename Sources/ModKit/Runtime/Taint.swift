@@ -45,12 +45,17 @@ extension ModuleHost {
     /// Taints `module` and the host with `flags`, logging `reason` at `level` (a warning by
     /// default) the first time each flag reaches the host.
     func addTaint(_ flags: Taint, to module: Module?, reason: String, level: Int = 4) {
-        if let module { registry.withLock { _ in module.taint.formUnion(flags) } }
-        let added = hostTaint.withLock { taint in
+        let moduleTaint: Taint = registry.withLock { _ in
+            guard let module else { return [] }
+            module.taint.formUnion(flags)
+            return module.taint
+        }
+        let (added, host) = hostTaint.withLock { taint in
             let new = flags.subtracting(taint)
             taint.formUnion(flags)
-            return new
+            return (new, taint)
         }
+        kallsyms.noteTaint(host: host, module: module, moduleTaint: moduleTaint)
         if !added.isEmpty {
             log(level, module: module?.name, "\(reason); the host is tainted (\(added))")
         }

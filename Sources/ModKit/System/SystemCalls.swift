@@ -1,3 +1,4 @@
+import CModKit
 import Glibc
 
 /// An errno value from a failed system call.
@@ -17,7 +18,15 @@ public enum SystemCalls {
         case mmap, mprotect, munmap, madvise, membarrier
     }
 
-    nonisolated(unsafe) public static var faultHook: (@Sendable (Call) -> Int32?)?
+    /// Sees each call by name before it is made and can return an errno to make that call fail
+    /// instead. It also covers the membarrier that removal issues from C, in
+    /// `modkit_membarrier_private_expedited`. Loads and removals read it without a lock, so set it
+    /// before they start.
+    nonisolated(unsafe) public static var faultHook: (@Sendable (Call) -> Int32?)? {
+        didSet {
+            modkit_set_membarrier_fault_hook(faultHook == nil ? nil : { SystemCalls.faultHook?(.membarrier) ?? 0 })
+        }
+    }
 
     @inline(__always) private static func injectedFault(_ call: Call) -> Errno? {
         guard let hook = faultHook, let code = hook(call) else { return nil }

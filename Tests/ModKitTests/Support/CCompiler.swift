@@ -70,6 +70,8 @@ enum ObjectBuilder {
     /// Compiles the source file at `file` into the object `output` and returns `output`.
     static func compile(file: String, language: SourceLanguage = .c, compiler: CCompiler = .gcc,
                         flags: [String] = moduleFlags, output: String) async throws -> String {
+        // Every object built here is loaded next, with the hooks in place.
+        LoaderTestHooks.install()
         let driver = language == .cPlusPlus ? compiler.cPlusPlusDriver : compiler.rawValue
         let arguments = [driver] + flags + ["-x", language.driverName, "-c", file, "-o", output]
         let result = try await runProcess("/usr/bin/env", arguments, timeout: .seconds(900))

@@ -10,6 +10,7 @@ struct ModuleTestHost: Sendable {
     let directory: TemporaryDirectory
 
     init(unloadEnabled: Bool = true) throws {
+        LoaderTestHooks.install()
         directory = try TemporaryDirectory(prefix: "refcount")
         var options = HostOptions()
         options.unloadEnabled = unloadEnabled

@@ -299,6 +299,7 @@ actor ModuleAreaGate {
 
 /// Runs `body` while holding the module area gate, shared or exclusively.
 func withModuleArea<T>(exclusive: Bool = false, _ body: () async throws -> T) async throws -> T {
+    LoaderTestHooks.install()
     await ModuleAreaGate.shared.acquire(exclusive: exclusive)
     do {
         let result = try await body()
@@ -314,7 +315,7 @@ func withModuleArea<T>(exclusive: Bool = false, _ body: () async throws -> T) as
 ///
 /// The area reserves a zone on first use and keeps it: a comparison of the area's mappings
 /// before and after a load should not see the reservation itself appear.
-private let moduleAreaZonesReserved: Bool = {
+let moduleAreaZonesReserved: Bool = {
     for zone in [ModuleArea.Zone.near, .low] {
         guard let span = try? ModuleArea.shared.allocate(size: 1, zone: zone) else { return false }
         ModuleArea.shared.release(span)

@@ -32,11 +32,15 @@ struct modkit_crash_owner {
     int kind;
     const struct modkit_crash_symbol *symbols;
     size_t count;
+    /* A module's taint letters, such as "PE", or "" when it is not tainted. */
+    const char *taint;
 };
 
 struct modkit_crash_table {
     const struct modkit_crash_owner *owners;
     size_t count;
+    /* The host's taint letters, or "" when it is not tainted. */
+    const char *taint;
 };
 
 /* Makes table the one the handler reads, with an atomic store. The caller must keep the

@@ -19,6 +19,12 @@ int modkit_membarrier_register_private_expedited(void);
  * returning. Fails with -EPERM unless the process has registered. */
 int modkit_membarrier_private_expedited(void);
 
+/* For tests: while hook is set, modkit_membarrier_private_expedited calls it
+ * first, and a nonzero errno it returns fails the call with that errno
+ * instead of issuing membarrier. NULL removes it. ModKit sets it from
+ * SystemCalls.faultHook. */
+void modkit_set_membarrier_fault_hook(int (*hook)(void));
+
 /* Returns the bit mask of membarrier commands the kernel supports. */
 int modkit_membarrier_query(void);
 
