@@ -52,6 +52,10 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
         case signatureRejected
         /// A module binds a namespaced export without `MODULE_IMPORT_NS` for its namespace.
         case namespaceNotImported
+        /// The module's `vermagic` differs from the host's.
+        case badVersionMagic
+        /// The CRC a module recorded for an imported symbol differs from the exporter's.
+        case symbolVersionMismatch
     }
 
     public var kind: Kind

@@ -38,6 +38,8 @@ struct ParsedArguments {
     /// The value of each option given, by long name. When an option is repeated, the last
     /// value wins.
     private(set) var values: [String: String] = [:]
+    /// Every value of each option given, in order, for options that may be repeated.
+    private(set) var allValues: [String: [String]] = [:]
     /// Arguments before `--` that are not options, in order.
     private(set) var positionals: [String] = []
     /// Arguments after `--`, in order and uninterpreted.
@@ -53,6 +55,16 @@ struct ParsedArguments {
 
     func value(_ long: String) -> String? {
         values[long]
+    }
+
+    /// Every value given for a repeatable option such as `--symvers FILE`.
+    func values(_ long: String) -> [String] {
+        allValues[long] ?? []
+    }
+
+    private mutating func record(_ long: String, value: String) {
+        values[long] = value
+        allValues[long, default: []].append(value)
     }
 
     /// Splits `arguments` according to `options`, in the GNU style.
@@ -111,9 +123,9 @@ struct ParsedArguments {
             return
         }
         if let attachedValue {
-            values[option.long] = attachedValue
+            record(option.long, value: attachedValue)
         } else {
-            values[option.long] = try Self.nextValue(for: "--\(name)", arguments: arguments, index: &index)
+            record(option.long, value: try Self.nextValue(for: "--\(name)", arguments: arguments, index: &index))
         }
     }
 
@@ -135,9 +147,9 @@ struct ParsedArguments {
             }
             // The rest of the group is the value, as in `-r3`.
             if !letters.isEmpty {
-                values[option.long] = String(letters)
+                record(option.long, value: String(letters))
             } else {
-                values[option.long] = try Self.nextValue(for: "-\(letter)", arguments: arguments, index: &index)
+                record(option.long, value: try Self.nextValue(for: "-\(letter)", arguments: arguments, index: &index))
             }
             return
         }

@@ -75,6 +75,8 @@ struct BenchRefcountCommand: Command {
             let object = try BenchModule.compile(in: directory)
             var options = HostOptions()
             options.consoleLevel = 4
+            // The benchmark's module is compiled with plain cc, without symbol versions.
+            options.taintsUnversionedModules = false
             let host = ModuleHost(options: options)
             let report = try measure(host: host, object: object)
             print(report, terminator: "")

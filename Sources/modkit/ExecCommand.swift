@@ -139,10 +139,12 @@ struct ExecCommand: Command {
 
     /// Every process symbol is allowed. Module messages are printed up to the info level, but
     /// host messages only from warnings up, so the line the host logs for every removal does
-    /// not interleave with the program's output.
+    /// not interleave with the program's output. Programs compiled with plain cc carry no
+    /// symbol versions, so a missing version taints nothing here.
     private static var hostOptions: HostOptions {
         var options = HostOptions()
         options.processSymbols = .allowAll
+        options.taintsUnversionedModules = false
         options.logHandler = { record in
             let maximumLevel = record.module == nil ? 4 : 6
             guard record.level <= maximumLevel else { return }

@@ -9,8 +9,9 @@ struct ModinfoCommand: Command {
     static let discussion = """
         Prints filename, name, the module's MODULE_LICENSE, MODULE_AUTHOR,
         MODULE_DESCRIPTION, MODULE_VERSION and MODULE_ALIAS values, its other .modinfo
-        fields, depends (from modules.dep beside the file), for a signed file sig_id, signer,
-        sig_key and sig_hashalgo, and parm, one 'key:  value' line
+        fields, depends (from modules.dep beside the file), vermagic (the module ABI
+        version it was built for), for a signed file sig_id, signer, sig_key and
+        sig_hashalgo, and parm, one 'key:  value' line
         each with the key padded to 16 columns. With -F only the values of FIELD are
         printed, one per line.
 
@@ -86,6 +87,11 @@ struct ModinfoCommand: Command {
         }
         lines += info.entries.filter { !Self.leadingKeys.contains($0.key) && !Self.placedKeys.contains($0.key) }
         lines.append(("depends", depends))
+        // Every object that includes <modkit/module.h> records the same vermagic; show each
+        // distinct value once, after depends as Linux's modinfo does.
+        var magics: [String] = []
+        for magic in info.values("vermagic") where !magics.contains(magic) { magics.append(magic) }
+        lines += magics.map { ("vermagic", $0) }
         if let signature {
             lines += try Self.signatureFields(signature, file: file)
         }
@@ -112,7 +118,7 @@ struct ModinfoCommand: Command {
     /// in file order.
     static let leadingKeys = ["license", "author", "description", "version", "alias"]
     /// Fields printed in a place of their own.
-    static let placedKeys = ["name", "depends", "parm", "parmtype"]
+    static let placedKeys = ["name", "depends", "vermagic", "parm", "parmtype"]
 
     /// `name:description (type)` for each parameter, from the `parm` and `parmtype` entries.
     static func parameters(_ info: ModuleInfo) -> [String] {

@@ -6,7 +6,7 @@ import ModKit
 struct ModprobeCommand: Command {
     static let name = "modprobe"
     static let summary = "load or remove a module together with its dependencies"
-    static let usage = "modkit modprobe [-r] [-w] [--show-depends] [-C FILE] [--module-dir DIR] NAME [PARAM=VALUE ...]"
+    static let usage = "modkit modprobe [-r] [-w] [-f] [--show-depends] [-C FILE] [--module-dir DIR] NAME [PARAM=VALUE ...]"
     static let discussion = """
         Resolves NAME through the configuration's aliases, then modules.dep, modules.alias
         and modules.symbols ('symbol:FUNCTION') of the module directory, and loads every
@@ -19,6 +19,11 @@ struct ModprobeCommand: Command {
         'softdep MODULE pre: A post: B' loads A before and B after MODULE. It is -C FILE (a
         file or a directory of *.conf files), else the daemon's --config.
 
+        With -f (or --force-vermagic, --force-modversion for one of the two checks), the
+        daemon loads each module even when its vermagic differs from the daemon's or the
+        CRCs it recorded for imported symbols disagree with the exporters', and taints the
+        module and the daemon with F.
+
         With -r, removes the module and then every module it needed that nothing uses any
         more. The module directory is --module-dir, else $MODKIT_MODULE_PATH, else the
         daemon's --module-dir.
@@ -30,6 +35,9 @@ struct ModprobeCommand: Command {
     static let options = [
         OptionDefinition(long: "remove", short: "r", help: "remove the module and the dependencies nothing else uses"),
         OptionDefinition(long: "wait", short: "w", help: "with -r, wait until the module is unused, then remove it"),
+        OptionDefinition(long: "force", short: "f", help: "load despite a vermagic or symbol version mismatch, tainting with F"),
+        OptionDefinition(long: "force-vermagic", help: "load despite a vermagic mismatch, tainting with F"),
+        OptionDefinition(long: "force-modversion", help: "load despite a symbol version mismatch, tainting with F"),
         OptionDefinition(long: "show-depends", help: "print the insmod commands that loading would run, and load nothing"),
         OptionDefinition(long: "config", short: "C", valueName: "FILE", help: "read the configuration from FILE or from the *.conf files of a directory"),
         OptionDefinition(long: "module-dir", valueName: "DIR", help: "the directory with the modules and their index"),
@@ -40,6 +48,7 @@ struct ModprobeCommand: Command {
     let removes: Bool
     let waits: Bool
     let showsDependencies: Bool
+    let options: LoadOptions
     let configPath: String?
     let moduleDirectory: String?
 
@@ -51,9 +60,14 @@ struct ModprobeCommand: Command {
         removes = arguments.contains("remove")
         waits = arguments.contains("wait")
         showsDependencies = arguments.contains("show-depends")
+        var options: LoadOptions = arguments.contains("force") ? .force : []
+        if arguments.contains("force-vermagic") { options.insert(.ignoreVersionMagic) }
+        if arguments.contains("force-modversion") { options.insert(.ignoreSymbolVersions) }
+        self.options = options
         configPath = arguments.value("config")
         moduleDirectory = arguments.value("module-dir")
         if removes && !parameters.isEmpty { throw UsageError("-r takes no parameters, only module names") }
+        if removes && !options.isEmpty { throw UsageError("-f applies only to loading; remove by force with modkit rmmod -f") }
         if waits && !removes { throw UsageError("-w applies only with -r") }
     }
 
@@ -99,15 +113,15 @@ struct ModprobeCommand: Command {
                 throw ToolFailure("Module \(name) not found in directory \(context.database.directory)")
             }
             let options = context.parameters(for: name, extra: requested.contains(name) ? parameters : [])
-            try Self.insert(name: name, file: file, parameters: options)
+            try Self.insert(name: name, file: file, parameters: options, loadOptions: self.options)
         }
     }
 
-    private static func insert(name: String, file: String, parameters: String) throws(ToolFailure) {
+    private static func insert(name: String, file: String, parameters: String, loadOptions: LoadOptions) throws(ToolFailure) {
         let descriptor = open(file, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ToolFailure("could not insert '\(name)': \(Errno(errno))") }
         defer { close(descriptor) }
-        let reply = try DaemonAccess.send(.loadFile(name: file, parameters: parameters), passing: descriptor)
+        let reply = try DaemonAccess.send(.loadFile(name: file, parameters: parameters, options: loadOptions), passing: descriptor)
         // Another client loaded it in the meantime; modprobe's goal is met.
         guard reply.succeeded || reply.status == EEXIST else {
             throw ToolFailure(["could not insert '\(name)': \(moduleErrorText(reply.status))", reply.message])

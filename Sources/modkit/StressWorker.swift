@@ -205,6 +205,9 @@ struct StressWorker {
         var options = HostOptions()
         options.processSymbols = .allowAll
         options.consoleLevel = 4
+        // Stress modules are compiled with plain cc, without symbol versions, and a warning
+        // for each of thousands of loads would bury the report.
+        options.taintsUnversionedModules = false
         return options
     }
 }

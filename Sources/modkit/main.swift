@@ -4,7 +4,7 @@ import Glibc
 enum Tool {
     /// Every subcommand, in the order `modkit --help` lists them.
     static var commands: [any Command.Type] {
-        [ExecCommand.self, LinkCommand.self, CFlagsCommand.self, HostCommand.self, InsmodCommand.self, RmmodCommand.self, LsmodCommand.self,
+        [ExecCommand.self, LinkCommand.self, CFlagsCommand.self, BuildCommand.self, HostCommand.self, InsmodCommand.self, RmmodCommand.self, LsmodCommand.self,
          ModinfoCommand.self, SignCommand.self, DepmodCommand.self, ModprobeCommand.self, CallCommand.self, ParamCommand.self, DmesgCommand.self, StatusCommand.self,
          KallsymsCommand.self, BenchRefcountCommand.self, BenchKallsymsCommand.self, StressCommand.self, VersionCommand.self]
     }

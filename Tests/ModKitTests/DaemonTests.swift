@@ -52,7 +52,8 @@ struct DaemonTests {
     func insmodUnknownSymbol() async throws {
         let directory = try TemporaryDirectory(prefix: "daemon")
         defer { directory.remove() }
-        _ = try await compileExample("calc", in: directory)
+        // Compiled without modkit build, whose extra flags would move the offsets below.
+        _ = try await ObjectBuilder.compile(file: PackagePaths.root + "/examples/calc.c", output: directory.file("calc.o"))
         let daemon = try await RunningDaemon(in: directory)
 
         let result = try await daemon.run(["insmod", "calc.o"])
@@ -205,6 +206,7 @@ struct DaemonTests {
             version:        1.0
             alias:          greeting
             depends:        
+            vermagic:       modkit-1 x86_64
             parm:           whom:Who to greet (charp)
 
             """, "\(result)")
@@ -473,7 +475,7 @@ struct DaemonTests {
         defer { client.close() }
         let info = try client.send(.moduleInfo(name: "mathlib"))
         #expect(try ModuleRecord(info.fields).files == ["mathlib.o"])
-        #expect(try info.fields.records(.infoEntry).map { try $0.string(.key) ?? "" }.sorted() == ["author", "description", "license", "version"])
+        #expect(try info.fields.records(.infoEntry).map { try $0.string(.key) ?? "" }.sorted() == ["author", "description", "license", "vermagic", "version"])
         let symbols = try client.send(.symbols(module: nil)).fields.records(.symbol).map(SymbolRecord.init)
         #expect(symbols.map(\.name) == ["mathlib_add", "mathlib_multiply"])
         #expect(symbols.map(\.gplOnly) == [false, true])

@@ -259,6 +259,21 @@ struct LoadErrorKindTests {
                 """, name: "ns_importer")
             return try await context.load(importer, after: exporter)
         },
+        .badVersionMagic: Producer(message: "old_magic: version magic 'modkit-0 x86_64' should be 'modkit-1 x86_64'") { context in
+            let object = try await context.compile("""
+                static const char magic[] __attribute__((used, section(".modinfo"))) = "vermagic=modkit-0 x86_64";
+                int probe(void) { return 1; }
+                """, name: "old_magic")
+            return try await context.load([object])
+        },
+        .symbolVersionMismatch: Producer(message: "stale_crc: disagrees about version of symbol printk") { context in
+            let object = try await context.compile("""
+                int printk(const char *fmt, ...);
+                static const char versions[] __attribute__((used, section(".modkit.versions"))) = "0x00000000 printk";
+                int probe(void) { return printk("hello\\n"); }
+                """, name: "stale_crc")
+            return try await context.load([object])
+        },
         .badLinkMap: Producer(message: "bad.map:2: unknown line 'placement'; expected target, base") { _ in
             try #require(throws: LoadError.self) { try LinkMap(parsing: "base 0x10000000\nplacement 1\n", file: "bad.map") }
         },

@@ -33,6 +33,7 @@ struct SignCommandTests {
             license:        GPL
             description:    says hello
             depends:        
+            vermagic:       modkit-1 x86_64
             sig_id:         PKCS#7
             signer:         \(key.commonName)
             sig_key:        \(key.serialText)

@@ -95,6 +95,12 @@ public enum RequestFlags {
     public static let wait: UInt64 = 1 << 0
     /// `remove`: remove even while in use.
     public static let force: UInt64 = 1 << 1
+    /// `loadImage`, `loadFile`: load even if imported symbol CRCs disagree, tainting with `F`
+    /// (Linux's `MODULE_INIT_IGNORE_MODVERSIONS`).
+    public static let ignoreSymbolVersions: UInt64 = 1 << 0
+    /// `loadImage`, `loadFile`: load even if the module's vermagic differs, tainting with `F`
+    /// (Linux's `MODULE_INIT_IGNORE_VERMAGIC`).
+    public static let ignoreVersionMagic: UInt64 = 1 << 1
     /// `readLog`: keep the connection open and send new records as they are logged.
     public static let follow: UInt64 = 1 << 0
     /// A symbol record's flags: the export is restricted to GPL-compatible modules.

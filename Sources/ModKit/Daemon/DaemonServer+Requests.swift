@@ -14,13 +14,13 @@ extension DaemonServer {
         switch request {
         case .daemonInfo:
             result = .success(daemonInfo().encoded())
-        case .loadImage(let name, let image, let parameters):
-            result = load(name: name, parameters: parameters, peer: peer) { () throws(RequestFailure) in
+        case .loadImage(let name, let image, let parameters, let options):
+            result = load(name: name, parameters: parameters, options: options, peer: peer) { () throws(RequestFailure) in
                 guard image.count <= configuration.maxImageSize else { throw imageTooLarge(image.count, name: name) }
                 return ObjectImage(name: name, bytes: image)
             }
-        case .loadFile(let name, let parameters):
-            result = load(name: name, parameters: parameters, peer: peer) { () throws(RequestFailure) in
+        case .loadFile(let name, let parameters, let options):
+            result = load(name: name, parameters: parameters, options: options, peer: peer) { () throws(RequestFailure) in
                 try readImage(descriptor: descriptor, name: name)
             }
         case .remove(let name, let wait, let force, let timeout):
@@ -120,7 +120,7 @@ extension DaemonServer {
 
     /// Reads the image, finds its module name, and loads it while no other load of that name
     /// runs. A second load of one module waits for the first and then fails with `EEXIST`.
-    private func load(name: String, parameters: String, peer: PeerCredentials,
+    private func load(name: String, parameters: String, options: LoadOptions, peer: PeerCredentials,
                       image readImage: () throws(RequestFailure) -> ObjectImage) -> Result<FieldWriter, RequestFailure> {
         do throws(RequestFailure) {
             let image = try readImage()
@@ -135,7 +135,7 @@ extension DaemonServer {
                 var statistics = LoadStatistics()
                 let module: Module
                 do throws(LoadError) {
-                    module = try host.load([image], parameters: parameters, statistics: &statistics)
+                    module = try host.load([image], parameters: parameters, options: options, statistics: &statistics)
                 } catch {
                     throw loadFailure(error, peer: peer)
                 }

@@ -3,10 +3,11 @@ import Glibc
 /// A request from a client to the daemon.
 public enum Request: Sendable {
     case daemonInfo
-    /// `name` names the image in messages (the file name the user gave).
-    case loadImage(name: String, image: ArraySlice<UInt8>, parameters: String)
+    /// `name` names the image in messages (the file name the user gave). `options` skip
+    /// version checks, as `insmod -f` asks.
+    case loadImage(name: String, image: ArraySlice<UInt8>, parameters: String, options: LoadOptions = [])
     /// The image is the file whose descriptor travels with the frame.
-    case loadFile(name: String, parameters: String)
+    case loadFile(name: String, parameters: String, options: LoadOptions = [])
     case remove(name: String, wait: Bool, force: Bool, timeout: Duration?)
     case list
     case moduleInfo(name: String)
@@ -40,13 +41,15 @@ public enum Request: Sendable {
         switch self {
         case .daemonInfo, .list, .listCommands:
             break
-        case .loadImage(let name, let image, let parameters):
+        case .loadImage(let name, let image, let parameters, let options):
             writer.append(.name, name)
             writer.append(.parameters, parameters)
+            if !options.isEmpty { writer.append(.flags, UInt64(options.rawValue)) }
             writer.append(.image, bytes: image)
-        case .loadFile(let name, let parameters):
+        case .loadFile(let name, let parameters, let options):
             writer.append(.name, name)
             writer.append(.parameters, parameters)
+            if !options.isEmpty { writer.append(.flags, UInt64(options.rawValue)) }
         case .remove(let name, let wait, let force, let timeout):
             writer.append(.name, name)
             writer.append(.flags, (wait ? RequestFlags.wait : 0) | (force ? RequestFlags.force : 0))
@@ -81,13 +84,14 @@ public enum Request: Sendable {
             default: self = .listCommands
             }
         case .loadImage:
-            try fields.checkTags(allowed: [.name, .parameters, .image], in: what)
+            try fields.checkTags(allowed: [.name, .parameters, .flags, .image], in: what)
             guard let image = try fields.bytes(.image) else { throw ProtocolError("\(what) is missing field image") }
             self = .loadImage(name: try fields.requiredString(.name, in: what), image: image,
-                              parameters: try fields.string(.parameters) ?? "")
+                              parameters: try fields.string(.parameters) ?? "", options: try Self.loadOptions(fields, in: what))
         case .loadFile:
-            try fields.checkTags(allowed: [.name, .parameters], in: what)
-            self = .loadFile(name: try fields.requiredString(.name, in: what), parameters: try fields.string(.parameters) ?? "")
+            try fields.checkTags(allowed: [.name, .parameters, .flags], in: what)
+            self = .loadFile(name: try fields.requiredString(.name, in: what), parameters: try fields.string(.parameters) ?? "",
+                             options: try Self.loadOptions(fields, in: what))
         case .remove:
             try fields.checkTags(allowed: [.name, .flags, .timeout], in: what)
             let flags = try fields.uint64(.flags) ?? 0
@@ -122,6 +126,15 @@ public enum Request: Sendable {
         case .reply, .logRecords:
             throw ProtocolError("message type \(type) is a reply, not a request")
         }
+    }
+
+    /// The `flags` of a load request: `RequestFlags.ignoreSymbolVersions` and
+    /// `RequestFlags.ignoreVersionMagic`.
+    private static func loadOptions(_ fields: Fields, in what: String) throws(ProtocolError) -> LoadOptions {
+        let flags = try fields.uint64(.flags) ?? 0
+        let known = RequestFlags.ignoreSymbolVersions | RequestFlags.ignoreVersionMagic
+        guard flags & ~known == 0 else { throw ProtocolError("\(what) has unknown flags 0x\(String(flags, radix: 16))") }
+        return LoadOptions(rawValue: UInt32(flags))
     }
 }
 

@@ -11,6 +11,9 @@ struct LinkJob {
     var memory: ModuleMemory! = nil
     var resolved: ResolvedSymbols! = nil
     var metadata = ModuleMetadata()
+    var options: LoadOptions = []
+    /// The module's recorded symbol versions and the reasons it is loaded with unchecked ones.
+    var versions = SymbolVersions()
 
     var file: String { objects.first?.name ?? "" }
 
@@ -20,32 +23,38 @@ struct LinkJob {
 
 extension ModuleHost {
     /// Loads object files as one module and runs its init.
-    public func load(files: [String], parameters: String = "") throws(LoadError) -> Module {
+    public func load(files: [String], parameters: String = "", options: LoadOptions = []) throws(LoadError) -> Module {
         var statistics = LoadStatistics()
-        return try load(files: files, parameters: parameters, statistics: &statistics)
+        return try load(files: files, parameters: parameters, options: options, statistics: &statistics)
     }
 
-    public func load(files: [String], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
+    public func load(files: [String], parameters: String = "", options: LoadOptions = [],
+                     statistics: inout LoadStatistics) throws(LoadError) -> Module {
         var images: [ObjectImage] = []
         for file in files { images.append(try ObjectImage(contentsOf: file)) }
-        return try load(images, parameters: parameters, statistics: &statistics)
+        return try load(images, parameters: parameters, options: options, statistics: &statistics)
     }
 
-    /// Loads `images` as one module: check signatures, validate, lay out, resolve, relocate,
-    /// protect, init.
+    /// Loads `images` as one module: check signatures, validate, check vermagic, lay out,
+    /// resolve, check symbol versions, relocate, protect, init. `options` may skip the two
+    /// version checks.
     ///
     /// On any failure every completed stage is undone in reverse order: nothing stays mapped,
     /// exported or registered.
-    public func load(_ images: [ObjectImage], parameters: String = "", statistics: inout LoadStatistics) throws(LoadError) -> Module {
+    public func load(_ images: [ObjectImage], parameters: String = "", options: LoadOptions = [],
+                     statistics: inout LoadStatistics) throws(LoadError) -> Module {
         // The signature check counts as part of validation in the statistics.
         let checked = try statistics.measure(.validate) { () throws(LoadError) in try checkSignatures(images) }
         var job = try statistics.measure(.validate) { () throws(LoadError) in try validate(checked.images) }
         observe(.validate, job.name)
+        job.options = options
+        try checkVersionMagic(&job)
         try statistics.measure(.layout) { () throws(LoadError) in try layOut(&job) }
         observe(.layOut, job.name)
         do {
             try statistics.measure(.resolve) { () throws(LoadError) in try resolve(&job) }
             observe(.resolve, job.name)
+            try checkSymbolVersions(&job)
             try statistics.measure(.relocate) { () throws(LoadError) in try relocate(&job) }
             observe(.relocate, job.name)
             try statistics.measure(.protect) { () throws(LoadError) in try protect(&job) }
@@ -56,6 +65,7 @@ extension ModuleHost {
         }
         let module = try form(job)
         if checked.lacksTrustedSignature { noteMissingSignature(of: module) }
+        noteUncheckedVersions(of: module, job: job)
         observe(.form, job.name)
         try setParameters(parameters, of: module)
         observe(.parameters, job.name)

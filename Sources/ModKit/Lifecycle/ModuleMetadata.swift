@@ -120,6 +120,7 @@ struct ModuleMetadata {
                 exports.append(ExportedSymbol(
                     name: String(cString: namePointer), address: UInt64(UInt(bitPattern: entry.addr)), owner: job.name,
                     gplOnly: entry.flags & UInt(MODKIT_KSYM_GPL_ONLY) != 0, namespace: entry.ns.map { String(cString: $0) }))
+                exports[exports.count - 1].crc = job.versions.exportCRCs[exports[exports.count - 1].name]
             }
         }
         return exports

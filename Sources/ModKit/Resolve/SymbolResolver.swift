@@ -8,6 +8,9 @@ public struct ExportedSymbol: Sendable {
     public var owner: String
     public var gplOnly: Bool
     public var namespace: String?
+    /// The version CRC of the symbol's type, from the exporter's `.modkit.crcs`; nil when the
+    /// exporter was built without versions.
+    public var crc: UInt32? = nil
 }
 
 /// The result of resolution: an address for every symbol of every object.

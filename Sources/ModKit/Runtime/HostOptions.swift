@@ -27,6 +27,10 @@ public struct HostOptions: Sendable {
     /// Rejects modules without a valid signature by a trusted key, as Linux's
     /// `module.sig_enforce=1` does.
     public var signatureEnforced = false
+    /// Whether a module that imports versioned symbols (the host API, other modules' exports)
+    /// without recording their CRCs taints itself and the host with `F`, as Linux does with
+    /// `CONFIG_MODVERSIONS`. A module whose recorded CRCs disagree is rejected either way.
+    public var taintsUnversionedModules = true
 
     public init() {}
 }

@@ -404,6 +404,13 @@ final class LogCollector: Sendable {
         }
     }
 
+    /// Like `messages(from:)`, without the loader's warning that a module built without
+    /// `modkit build` has no versions for the host symbols it imports, for tests of what the
+    /// module itself logs.
+    func messagesWithoutVersionWarning(from module: String?) -> [String] {
+        messages(from: module).filter { !$0.hasPrefix("no versions for imported symbols") }
+    }
+
     /// Host options that send every message here.
     func hostOptions(_ options: HostOptions = .quiet) -> HostOptions {
         var options = options

@@ -92,7 +92,13 @@ func logLines(_ text: String, containing filter: String? = nil) -> [String] {
     }
 }
 
-/// Compiles the example module `NAME.c` of `examples/` into `directory/NAME.o`.
+/// Builds the example module `NAME.c` of `examples/` into `directory/NAME.o` with `modkit
+/// build`, as its Makefile does, against the Module.symvers of the examples built before it.
 func compileExample(_ name: String, in directory: TemporaryDirectory) async throws -> String {
-    try await ObjectBuilder.compile(file: PackagePaths.root + "/examples/\(name).c", output: directory.file("\(name).o"))
+    let output = directory.file("\(name).o")
+    let symvers = directory.file("Module.symvers")
+    let against = FileManager.default.fileExists(atPath: symvers) ? ["--symvers", symvers] : []
+    let result = try await ModkitTool.run(["build", "-o", output] + against + [PackagePaths.root + "/examples/\(name).c", "--", "-O2"])
+    guard result.status == 0 else { throw SubprocessError(description: "modkit build of example \(name) failed\n\(result)") }
+    return output
 }

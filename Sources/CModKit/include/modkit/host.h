@@ -67,6 +67,10 @@ struct modkit_host_symbol {
  * and stores their number in *count. */
 const struct modkit_host_symbol *modkit_host_symbols(size_t *count);
 
+/* Returns MODKIT_VERMAGIC as this host was built, the version magic that
+ * every module's .modinfo must match. */
+const char *modkit_vermagic(void);
+
 /* What a module's atexit and __cxa_atexit resolve to: they register the
  * function with the host, which runs it when the module is removed instead
  * of at process exit. They return 0, or nonzero on failure. */

@@ -67,6 +67,28 @@ extern "C" {
     static const char __modkit_unique_id(__modkit_modinfo_)[]                     \
         __attribute__((used, section(".modinfo"), aligned(1))) = #tag "=" info
 
+/* ---- Version magic ---- */
+
+/* The module ABI version: raise it whenever a change to this header or to the
+ * loader makes modules built before the change unsafe to load, such as a new
+ * layout of struct module, struct modkit_ksym or struct kernel_param. */
+#define MODKIT_ABI_VERSION 1
+
+#if defined(__x86_64__)
+#define MODKIT_VERMAGIC_ARCH "x86_64"
+#elif defined(__aarch64__)
+#define MODKIT_VERMAGIC_ARCH "aarch64"
+#else
+#define MODKIT_VERMAGIC_ARCH "unknown"
+#endif
+
+/* The version magic that every object including this header records in
+ * .modinfo. The loader rejects a module whose string differs from its own
+ * unless the load is forced. */
+#define MODKIT_VERMAGIC "modkit-" __modkit_stringify(MODKIT_ABI_VERSION) " " MODKIT_VERMAGIC_ARCH
+
+MODULE_INFO(vermagic, MODKIT_VERMAGIC);
+
 /* The parameter names differ from the tags because a parameter would also
  * replace the tag token. */
 #define MODULE_LICENSE(license_string) MODULE_INFO(license, license_string)
