@@ -18,15 +18,23 @@ private func signatureHost(trust: String?, enforced: Bool = false, log: LogColle
     return ModuleHost(options: options)
 }
 
+/// Runs `body` with the module area held, in a temporary directory that contains a signing
+/// key named `signer` and `hello.o` compiled from `helloSource`.
+private func withSigningFixture(_ body: (TemporaryDirectory, SigningKey, String) async throws -> Void) async throws {
+    try await withModuleArea {
+        let directory = try TemporaryDirectory(prefix: "signature")
+        defer { directory.remove() }
+        let key = try await SigningKey.generate("signer", in: directory)
+        let object = try await ObjectBuilder.compile(helloSource, name: "hello", in: directory)
+        try await body(directory, key, object)
+    }
+}
+
 @Suite("Module signatures")
 struct ModuleSignatureTests {
     @Test("trusted signature loads untainted")
     func trustedSignature() async throws {
-        try await withModuleArea {
-            let directory = try TemporaryDirectory(prefix: "signature")
-            defer { directory.remove() }
-            let key = try await SigningKey.generate("signer", in: directory)
-            let object = try await ObjectBuilder.compile(helloSource, name: "hello", in: directory)
+        try await withSigningFixture { directory, key, object in
             let signed = try key.sign(object, to: directory.file("signed.o"))
             let log = LogCollector()
             let host = try signatureHost(trust: try key.trustDirectory(in: directory), enforced: true, log: log)
@@ -42,11 +50,7 @@ struct ModuleSignatureTests {
 
     @Test("unsigned module taints without enforcement")
     func unsignedTaints() async throws {
-        try await withModuleArea {
-            let directory = try TemporaryDirectory(prefix: "signature")
-            defer { directory.remove() }
-            let key = try await SigningKey.generate("signer", in: directory)
-            let object = try await ObjectBuilder.compile(helloSource, name: "hello", in: directory)
+        try await withSigningFixture { directory, key, object in
             let log = LogCollector()
             let host = try signatureHost(trust: try key.trustDirectory(in: directory), log: log)
 
@@ -60,11 +64,7 @@ struct ModuleSignatureTests {
 
     @Test("unsigned module rejected under enforcement")
     func unsignedRejected() async throws {
-        try await withModuleArea {
-            let directory = try TemporaryDirectory(prefix: "signature")
-            defer { directory.remove() }
-            let key = try await SigningKey.generate("signer", in: directory)
-            let object = try await ObjectBuilder.compile(helloSource, name: "hello", in: directory)
+        try await withSigningFixture { directory, key, object in
             let host = try signatureHost(trust: try key.trustDirectory(in: directory), enforced: true, log: LogCollector())
 
             let error = #expect(throws: LoadError.self) { _ = try host.load(files: [object]) }
@@ -103,11 +103,7 @@ struct ModuleSignatureTests {
 
     @Test("flipped byte in a signed image is always rejected")
     func tamperedImage() async throws {
-        try await withModuleArea {
-            let directory = try TemporaryDirectory(prefix: "signature")
-            defer { directory.remove() }
-            let key = try await SigningKey.generate("signer", in: directory)
-            let object = try await ObjectBuilder.compile(helloSource, name: "hello", in: directory)
+        try await withSigningFixture { directory, key, object in
             let signed = try key.sign(object, to: directory.file("signed.o"))
             let tampered = try writeModified(signed, to: directory.file("tampered.o")) { $0[0x50] ^= 0x01 }
             let trust = try key.trustDirectory(in: directory)
@@ -144,11 +140,7 @@ struct ModuleSignatureTests {
     @Test("corrupt trailer is always rejected", arguments: 0 ..< 4)
     func corruptTrailer(index: Int) async throws {
         let (name, message, change) = Self.corruptTrailers[index]
-        try await withModuleArea {
-            let directory = try TemporaryDirectory(prefix: "signature")
-            defer { directory.remove() }
-            let key = try await SigningKey.generate("signer", in: directory)
-            let object = try await ObjectBuilder.compile(helloSource, name: "hello", in: directory)
+        try await withSigningFixture { directory, key, object in
             let signed = try key.sign(object, to: directory.file("signed.o"))
             let corrupt = try writeModified(signed, to: directory.file("corrupt.o"), change)
             let host = try signatureHost(trust: try key.trustDirectory(in: directory), log: LogCollector())
@@ -162,11 +154,7 @@ struct ModuleSignatureTests {
 
     @Test("lengths that lie are rejected even without checks")
     func lyingLengths() async throws {
-        try await withModuleArea {
-            let directory = try TemporaryDirectory(prefix: "signature")
-            defer { directory.remove() }
-            let key = try await SigningKey.generate("signer", in: directory)
-            let object = try await ObjectBuilder.compile(helloSource, name: "hello", in: directory)
+        try await withSigningFixture { directory, key, object in
             let signed = try key.sign(object, to: directory.file("signed.o"))
             let size = Array(try Data(contentsOf: URL(fileURLWithPath: signed))).count
             let tooLong = try writeModified(signed, to: directory.file("long.o")) { $0[$0.count - signatureTrailerSize + 8] = 0x7f }
@@ -190,11 +178,7 @@ struct ModuleSignatureTests {
 
     @Test("host without checks cuts off the signature")
     func uncheckedHost() async throws {
-        try await withModuleArea {
-            let directory = try TemporaryDirectory(prefix: "signature")
-            defer { directory.remove() }
-            let key = try await SigningKey.generate("signer", in: directory)
-            let object = try await ObjectBuilder.compile(helloSource, name: "hello", in: directory)
+        try await withSigningFixture { directory, key, object in
             let signed = try key.sign(object, to: directory.file("signed.o"))
             let log = LogCollector()
             let host = ModuleHost(options: log.hostOptions())
