@@ -320,11 +320,16 @@ public final class UnixSocket: @unchecked Sendable {
         }
         guard received > 0, message.msg_controllen >= MemoryLayout<cmsghdr>.size else { return received }
         let header = control.load(as: cmsghdr.self)
-        if header.cmsg_level == SOL_SOCKET, header.cmsg_type == Int32(SCM_RIGHTS),
-           header.cmsg_len >= Self.align(MemoryLayout<cmsghdr>.size) + MemoryLayout<Int32>.size {
-            let passed = control.load(fromByteOffset: Self.align(MemoryLayout<cmsghdr>.size), as: Int32.self)
-            // Only one descriptor is expected per request; a second one is closed at once.
-            if receivedDescriptor.pointee >= 0 { Glibc.close(passed) } else { receivedDescriptor.pointee = passed }
+        let dataOffset = Self.align(MemoryLayout<cmsghdr>.size)
+        if header.cmsg_level == SOL_SOCKET, header.cmsg_type == Int32(SCM_RIGHTS), header.cmsg_len >= dataOffset {
+            // The buffer has room for two descriptors because CMSG_SPACE rounds up, and the
+            // kernel installs as many as fit. Only one is expected per request: the first is
+            // kept, and every other one is closed at once.
+            let count = min(header.cmsg_len - dataOffset, Self.controlSpace - dataOffset) / MemoryLayout<Int32>.size
+            for index in 0 ..< count {
+                let passed = control.load(fromByteOffset: dataOffset + index * MemoryLayout<Int32>.size, as: Int32.self)
+                if receivedDescriptor.pointee >= 0 { Glibc.close(passed) } else { receivedDescriptor.pointee = passed }
+            }
         }
         return received
     }
