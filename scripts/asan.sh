@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the linker, reference counting, owned registry and daemon tests under AddressSanitizer,
-# and exits non-zero if a test fails or AddressSanitizer reports anything, in the test process
-# or in a child process that a test starts (the daemon, modkit exec, the kmod tools).
+# Runs the linker, reference counting, owned registry and daemon tests under AddressSanitizer.
+# Exits non-zero if a test fails or AddressSanitizer reports anything, in the test process or
+# in a child process that a test starts (the daemon, modkit exec, the kmod tools).
 #
 #   usage: scripts/asan.sh
 #
@@ -33,9 +33,10 @@ reports="$(mktemp -d "${TMPDIR:-/tmp}/modkit-asan.XXXXXX")"
 trap 'rm -rf "$reports"' EXIT
 
 # log_path sends each process's reports to its own file, so that reports from child processes
-# are not lost in their captured output. LeakSanitizer is off: at exit, Foundation's Process
-# objects and the hosts that tests deliberately keep alive remain in reference cycles, and
-# LeakSanitizer reports those as leaks. LeakTests checks for leaks in the plain run instead.
+# are not lost in their captured output. LeakSanitizer is off, because at exit it reports
+# blocks that are still in use: reference cycles of Foundation's Process objects, the hosts
+# that tests deliberately keep alive, and module names that only module memory points to,
+# which LeakSanitizer does not scan. LeakTests checks for leaks in the plain run instead.
 export ASAN_OPTIONS="halt_on_error=1 detect_leaks=0 log_path=$reports/report ${ASAN_OPTIONS:-}"
 
 swift build --package-path "$repository" --scratch-path "$scratch" --sanitize=address --build-tests || exit $?

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: the whole suite with `swift test`, then the linker, reference counting,
-# owned registry and daemon tests under AddressSanitizer (scripts/asan.sh, built in
-# .build/asan) and under ThreadSanitizer (scripts/tsan.sh, built in .build/tsan), then a short
-# fuzzer run when scripts/fuzz.sh exists. Every step runs even after one fails, and the script
-# exits non-zero if any failed or a sanitizer reported anything.
+# Runs every test. First the whole suite runs with `swift test`. Then the linker, reference
+# counting, owned registry and daemon tests run under AddressSanitizer (scripts/asan.sh, built
+# in .build/asan) and under ThreadSanitizer (scripts/tsan.sh, built in .build/tsan). Last comes
+# a short fuzzer run when scripts/fuzz.sh exists. Every step runs even after one fails, and the
+# script exits non-zero if any step failed or a sanitizer reported anything.
 #
 #   usage: scripts/test.sh
 set -uo pipefail
@@ -29,7 +29,7 @@ step "swift test" swift test
 step "AddressSanitizer" scripts/asan.sh
 step "ThreadSanitizer" scripts/tsan.sh
 
-# Fuzzing: a short run of the fuzzer, 90 seconds, when the script is present.
+# Fuzzing: a 90-second fuzzer run, when the script is present.
 if [ -f scripts/fuzz.sh ]; then
     step "fuzzer" bash scripts/fuzz.sh 90
 fi

@@ -11,7 +11,7 @@ import Testing
 struct DaemonRobustnessTests {
     static let seed: UInt64 = 0x4D4B_4954_2026
     static let requestCount = 1000
-    /// A small maximum image size keeps the allocation for a lying load length small.
+    /// The daemon's `--max-image-size`; announced load lengths above it get `EMSGSIZE`.
     static let maxImageSize = 1 << 20
 
     @Test("1,000 malformed requests leave the daemon serving")
@@ -63,6 +63,53 @@ struct DaemonRobustnessTests {
         for sign in ["Fatal error", "fatal signal", "Sanitizer", "Segmentation fault"] {
             #expect(!log.contains(sign), "the daemon log contains '\(sign)':\n\(log.suffix(4000))")
         }
+    }
+
+    @Test("lying load lengths cost no memory")
+    func lyingLoadLengths() async throws {
+        let directory = try TemporaryDirectory(prefix: "robustness")
+        defer { directory.remove() }
+        let daemon = try await RunningDaemon(in: directory)
+        let processID = daemon.process.processIdentifier
+        let before = try await ProcessUsage.settled(processID, atMost: nil)
+
+        // Each client announces a load of the largest size allowed by default and sends one byte.
+        let clients = 16
+        let length = UInt32(64 << 20)
+        var sockets: [UnixSocket] = []
+        for _ in 0 ..< clients {
+            let socket = try UnixSocket.connect(to: daemon.socket)
+            try socket.send(frameHeader(type: MessageType.loadImage.rawValue, length: length) + [3])
+            sockets.append(socket)
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try ProcessUsage(processID).threads < before.threads + clients, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let waiting = try ProcessUsage(processID)
+        #expect(waiting.threads >= before.threads + clients, "\(waiting)")
+        // Buffers of the announced size would reserve 1 GiB in all, and a daemon that filled
+        // them grew by over 100 MiB here. Buffers that grow with the data need 1 MiB per client.
+        #expect(waiting.residentKilobytes - before.residentKilobytes < 64 << 10,
+                "resident memory: \(before.residentKilobytes) kB before, \(waiting.residentKilobytes) kB while clients wait")
+
+        for socket in sockets {
+            socket.shutdownSending()
+            let header = try #require(try socket.receive(count: DaemonProtocol.headerSize, deadline: .now + .seconds(20)))
+            let frame = try header.withUnsafeBytes { buffer in
+                Result { () throws(ProtocolError) in try FrameHeader.decode(buffer) { _ in DaemonProtocol.maxSmallPayload } }
+            }.get()
+            let payload = try #require(try socket.receive(count: frame.payloadLength, deadline: .now + .seconds(20)))
+            let reply = try Reply(payload: payload[...])
+            #expect(reply.status == ECONNRESET)
+            #expect(reply.message == "receive: Connection reset by peer")
+            socket.close()
+        }
+        let client = try DaemonClient(path: daemon.socket, replyTimeout: .seconds(60))
+        defer { client.close() }
+        #expect(try client.send(.list).succeeded)
+        #expect(try await daemon.stop() == 0)
     }
 }
 

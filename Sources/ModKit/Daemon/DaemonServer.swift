@@ -233,7 +233,10 @@ public final class DaemonServer: @unchecked Sendable {
             throw ProtocolError("message type \(frame.type) is a reply, not a request")
         }
         try checkDescriptor(descriptor, on: frame.type)
-        guard let payload = try connection.receive(count: frame.payloadLength, deadline: deadline, receivedDescriptor: &descriptor) else {
+        // The buffer grows as bytes arrive, so a client whose length field lies about a large
+        // load costs only what it sends.
+        guard let payload = try connection.receiveGrowing(count: frame.payloadLength, deadline: deadline,
+                                                          receivedDescriptor: &descriptor) else {
             throw ProtocolError("truncated request: the connection closed before the \(frame.payloadLength)-byte payload")
         }
         // A descriptor may also arrive with a byte of the payload.

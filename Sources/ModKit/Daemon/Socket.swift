@@ -292,6 +292,25 @@ public final class UnixSocket: @unchecked Sendable {
         return try result.get() || count == 0 ? bytes : nil
     }
 
+    /// Receives exactly `count` bytes like `receive(count:deadline:receivedDescriptor:)`, but
+    /// grows the array by at most `chunkSize` bytes at a time as the data arrives. A peer that
+    /// announces more bytes than it sends then costs only the memory for what it sent.
+    public func receiveGrowing(count: Int, chunkSize: Int = 1 << 20, deadline: ContinuousClock.Instant?,
+                               receivedDescriptor: UnsafeMutablePointer<Int32>? = nil) throws(SocketError) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        while bytes.count < count {
+            let received = bytes.count
+            guard let chunk = try receive(count: min(count - received, chunkSize), deadline: deadline,
+                                          receivedDescriptor: receivedDescriptor) else {
+                // End of file before the first byte is a clean close, and after it a broken frame.
+                if received == 0 { return nil }
+                throw SocketError("receive", errno: ECONNRESET)
+            }
+            if received == 0 { bytes = chunk } else { bytes += chunk }
+        }
+        return bytes
+    }
+
     /// Receives what is available, up to `max` bytes, waiting until `deadline` for the first
     /// byte. Returns an empty array at end of file.
     public func receiveAvailable(max: Int, deadline: ContinuousClock.Instant?) throws(SocketError) -> [UInt8] {
