@@ -150,6 +150,7 @@ struct ReferenceCountTests {
                 if (try_module_get(THIS_MODULE))
                     module_put(THIS_MODULE);
                 loops++;
+                __atomic_store_n(&looping, 1, __ATOMIC_RELEASE);
             }
             pthread_join(sender, NULL);
             /* A signal still pending is delivered when this system call returns. */
@@ -167,6 +168,7 @@ struct ReferenceCountTests {
             static volatile sig_atomic_t handled;
             static volatile sig_atomic_t refused;
             static int sender_done;
+            static int looping;
             static pthread_t target;
 
             static void on_signal(int signal_number)
@@ -183,6 +185,9 @@ struct ReferenceCountTests {
             static void *send_signals(void *unused)
             {
                 (void)unused;
+                /* Under load this thread could send every signal before the loop starts. */
+                while (!__atomic_load_n(&looping, __ATOMIC_ACQUIRE))
+                    sched_yield();
                 for (int i = 0; i < 2000; i++) {
                     pthread_kill(target, SIGUSR1);
                     if (i % 16 == 0)

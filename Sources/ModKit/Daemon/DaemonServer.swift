@@ -240,13 +240,22 @@ public final class DaemonServer: @unchecked Sendable {
         guard frame.type.isRequest else {
             throw ProtocolError("message type \(frame.type) is a reply, not a request")
         }
-        guard descriptor < 0 || frame.type == .loadFile else {
-            throw ProtocolError("a \(frame.type) request cannot carry a file descriptor")
-        }
-        guard let payload = try connection.receive(count: frame.payloadLength, deadline: deadline, receivedDescriptor: &descriptor) else {
+        try checkDescriptor(descriptor, on: frame.type)
+        // The buffer grows as bytes arrive, so a client whose length field lies about a large
+        // load costs only what it sends.
+        guard let payload = try connection.receiveGrowing(count: frame.payloadLength, deadline: deadline,
+                                                          receivedDescriptor: &descriptor) else {
             throw ProtocolError("truncated request: the connection closed before the \(frame.payloadLength)-byte payload")
         }
+        // A descriptor may also arrive with a byte of the payload.
+        try checkDescriptor(descriptor, on: frame.type)
         return try Request(type: frame.type, payload: payload[...])
+    }
+
+    private func checkDescriptor(_ descriptor: Int32, on type: MessageType) throws(ProtocolError) {
+        guard descriptor < 0 || type == .loadFile else {
+            throw ProtocolError("a \(type) request cannot carry a file descriptor")
+        }
     }
 
     /// Sends one frame.

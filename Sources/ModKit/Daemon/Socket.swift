@@ -292,6 +292,25 @@ public final class UnixSocket: @unchecked Sendable {
         return try result.get() || count == 0 ? bytes : nil
     }
 
+    /// Receives exactly `count` bytes like `receive(count:deadline:receivedDescriptor:)`, but
+    /// grows the array by at most `chunkSize` bytes at a time as the data arrives. A peer that
+    /// announces more bytes than it sends then costs only the memory for what it sent.
+    public func receiveGrowing(count: Int, chunkSize: Int = 1 << 20, deadline: ContinuousClock.Instant?,
+                               receivedDescriptor: UnsafeMutablePointer<Int32>? = nil) throws(SocketError) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        while bytes.count < count {
+            let received = bytes.count
+            guard let chunk = try receive(count: min(count - received, chunkSize), deadline: deadline,
+                                          receivedDescriptor: receivedDescriptor) else {
+                // End of file before the first byte is a clean close, and after it a broken frame.
+                if received == 0 { return nil }
+                throw SocketError("receive", errno: ECONNRESET)
+            }
+            if received == 0 { bytes = chunk } else { bytes += chunk }
+        }
+        return bytes
+    }
+
     /// Receives what is available, up to `max` bytes, waiting until `deadline` for the first
     /// byte. Returns an empty array at end of file.
     public func receiveAvailable(max: Int, deadline: ContinuousClock.Instant?) throws(SocketError) -> [UInt8] {
@@ -320,11 +339,16 @@ public final class UnixSocket: @unchecked Sendable {
         }
         guard received > 0, message.msg_controllen >= MemoryLayout<cmsghdr>.size else { return received }
         let header = control.load(as: cmsghdr.self)
-        if header.cmsg_level == SOL_SOCKET, header.cmsg_type == Int32(SCM_RIGHTS),
-           header.cmsg_len >= Self.align(MemoryLayout<cmsghdr>.size) + MemoryLayout<Int32>.size {
-            let passed = control.load(fromByteOffset: Self.align(MemoryLayout<cmsghdr>.size), as: Int32.self)
-            // Only one descriptor is expected per request; a second one is closed at once.
-            if receivedDescriptor.pointee >= 0 { Glibc.close(passed) } else { receivedDescriptor.pointee = passed }
+        let dataOffset = Self.align(MemoryLayout<cmsghdr>.size)
+        if header.cmsg_level == SOL_SOCKET, header.cmsg_type == Int32(SCM_RIGHTS), header.cmsg_len >= dataOffset {
+            // The buffer has room for two descriptors because CMSG_SPACE rounds up, and the
+            // kernel installs as many as fit. Only one is expected per request: the first is
+            // kept, and every other one is closed at once.
+            let count = min(header.cmsg_len - dataOffset, Self.controlSpace - dataOffset) / MemoryLayout<Int32>.size
+            for index in 0 ..< count {
+                let passed = control.load(fromByteOffset: dataOffset + index * MemoryLayout<Int32>.size, as: Int32.self)
+                if receivedDescriptor.pointee >= 0 { Glibc.close(passed) } else { receivedDescriptor.pointee = passed }
+            }
         }
         return received
     }
