@@ -69,7 +69,9 @@ struct DaemonRobustnessTests {
     func lyingLoadLengths() async throws {
         let directory = try TemporaryDirectory(prefix: "robustness")
         defer { directory.remove() }
-        let daemon = try await RunningDaemon(in: directory)
+        // The clients must still be waiting when the test reads the daemon's usage, which on a
+        // loaded machine can take longer than the default read timeout of 10 s.
+        let daemon = try await RunningDaemon(in: directory, arguments: ["--read-timeout", "300"])
         let processID = daemon.process.processIdentifier
         let before = try await ProcessUsage.settled(processID, atMost: nil)
 
@@ -82,7 +84,7 @@ struct DaemonRobustnessTests {
             try socket.send(frameHeader(type: MessageType.loadImage.rawValue, length: length) + [3])
             sockets.append(socket)
         }
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while try ProcessUsage(processID).threads < before.threads + clients, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
