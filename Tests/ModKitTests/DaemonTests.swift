@@ -379,10 +379,10 @@ struct DaemonTests {
         let daemon = try await RunningDaemon(in: directory)
         #expect(try await daemon.run(["insmod", "commands.o"]).status == 0)
 
-        // Long enough that the checks below run while it sleeps, even on a loaded machine. On
-        // a machine busy with parallel builds the call process can take many seconds to start,
-        // so the wait for its reference is long too.
-        let call = Task { try await daemon.run(["call", "sleep", "6000"]) }
+        // Long enough that the checks below run while it sleeps, even on a machine busy with
+        // parallel builds, where starting each tool process took up to several seconds. The
+        // wait for the command's reference is long for the same reason.
+        let call = Task { try await daemon.run(["call", "sleep", "20000"]) }
         let deadline = ContinuousClock.now + .seconds(90)
         while try await referenceCount(daemon, "commands") == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
@@ -401,7 +401,7 @@ struct DaemonTests {
         #expect(waited.status == 0, "\(waited)")
         let called = try await call.value
         #expect(called.status == 0, "\(called)")
-        #expect(called.standardOutput == "slept 6000 ms\n", "\(called)")
+        #expect(called.standardOutput == "slept 20000 ms\n", "\(called)")
         let list = try await daemon.run(["lsmod"])
         #expect(list.standardOutput == "Module                  Size  Used by\n", "\(list)")
         try await daemon.stop()
