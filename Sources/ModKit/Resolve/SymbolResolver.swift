@@ -23,6 +23,14 @@ struct ResolvedSymbols {
     var boundExports: [ExportedSymbol] = []
 }
 
+/// The module's undefined globals as resolution found them.
+struct ExternalSymbols {
+    /// The address of each name of `ModuleSymbols.undefinedNames`, 0 for an undefined weak one.
+    var addresses: [UInt64]
+    var origins: [String: ExternalOrigin] = [:]
+    var boundExports: [ExportedSymbol] = []
+}
+
 /// Where an undefined symbol was found.
 enum ExternalOrigin {
     case module(String)
@@ -42,8 +50,17 @@ struct SymbolResolver {
     var processPolicy: ProcessSymbolPolicy
 
     func resolve(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout, base: UInt64) throws(LoadError) -> ResolvedSymbols {
-        var result = ResolvedSymbols(addresses: [])
-        var externals = Array(repeating: UInt64(0), count: symbols.undefinedNames.count)
+        let externals = try resolveExternals(objects: objects, symbols: symbols, layout: layout, base: base)
+        return ResolvedSymbols(addresses: addresses(objects: objects, symbols: symbols, layout: layout, base: base,
+                                                    externals: externals.addresses),
+                               external: externals.origins, boundExports: externals.boundExports)
+    }
+
+    /// Looks up every global the module references but does not define, or throws listing
+    /// every one that is missing.
+    func resolveExternals(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout,
+                          base: UInt64) throws(LoadError) -> ExternalSymbols {
+        var result = ExternalSymbols(addresses: Array(repeating: 0, count: symbols.undefinedNames.count))
         ProcessSymbols.revalidate()
         var missing: [String] = []
         var refusedGPLOnly: [String: String] = [:]
@@ -51,28 +68,28 @@ struct SymbolResolver {
         for (externalIndex, name) in symbols.undefinedNames.enumerated() {
             let allWeak = symbols.undefinedAllWeak[externalIndex]
             if let address = synthetic(name, layout: layout, base: base) {
-                externals[externalIndex] = address
+                result.addresses[externalIndex] = address
             } else if let export = lookupExport(name), export.gplOnly && !ModuleLicense.isGPLCompatible(license) {
                 // As in Linux, a GPL-only export is invisible to a module with another license.
                 refusedGPLOnly[name] = export.owner
                 if allWeak {
-                    result.external[name] = .undefinedWeak
+                    result.origins[name] = .undefinedWeak
                 } else {
                     missing.append(name)
                 }
             } else if let export = lookupExport(name) {
-                externals[externalIndex] = export.address
-                result.external[name] = .module(export.owner)
+                result.addresses[externalIndex] = export.address
+                result.origins[name] = .module(export.owner)
                 result.boundExports.append(export)
             } else if let address = hostSymbols[name] {
-                externals[externalIndex] = address
-                result.external[name] = .host
+                result.addresses[externalIndex] = address
+                result.origins[name] = .host
             } else if processPolicy.permits(name), let address = ProcessSymbols.address(of: name) {
-                externals[externalIndex] = address
-                result.external[name] = .process
+                result.addresses[externalIndex] = address
+                result.origins[name] = .process
             } else if allWeak {
-                externals[externalIndex] = 0
-                result.external[name] = .undefinedWeak
+                result.addresses[externalIndex] = 0
+                result.origins[name] = .undefinedWeak
             } else {
                 missing.append(name)
             }
@@ -80,10 +97,16 @@ struct SymbolResolver {
         if !missing.isEmpty {
             throw undefinedSymbolsError(missing.sorted(), objects: objects, refusedGPLOnly: refusedGPLOnly)
         }
+        return result
+    }
 
+    /// Returns the address of every symbol table entry of every object, given the addresses of
+    /// the module's undefined globals.
+    func addresses(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout, base: UInt64,
+                   externals: [UInt64]) -> [[UInt64]] {
         // Defining entries first, so that every global can take its definition's address.
-        for (objectIndex, object) in objects.enumerated() {
-            result.addresses.append(object.symbols.map { localAddress($0, objectIndex: objectIndex, layout: layout, base: base) })
+        var addresses = objects.indices.map { objectIndex in
+            objects[objectIndex].symbols.map { localAddress($0, objectIndex: objectIndex, layout: layout, base: base) }
         }
         for objectIndex in objects.indices {
             for (index, binding) in symbols.bindings[objectIndex].enumerated() {
@@ -91,15 +114,15 @@ struct SymbolResolver {
                 case .local:
                     continue
                 case .defined(let location, let isCommon):
-                    result.addresses[objectIndex][index] = isCommon
+                    addresses[objectIndex][index] = isCommon
                         ? base + UInt64(layout.commonOffsets[symbols.globalName(object: location.object, index: location.index)]!)
-                        : result.addresses[location.object][location.index]
+                        : addresses[location.object][location.index]
                 case .external(let externalIndex):
-                    result.addresses[objectIndex][index] = externals[externalIndex]
+                    addresses[objectIndex][index] = externals[externalIndex]
                 }
             }
         }
-        return result
+        return addresses
     }
 
     /// Symbols the loader itself defines for every module, unless the module defines them.

@@ -198,9 +198,10 @@ public final class Kallsyms: @unchecked Sendable {
 
     // MARK: Module lifecycle
 
-    /// Adds the symbols of a module that was just formed.
-    func add(_ module: Module) {
-        let table = KallsymsTable.forModule(module)
+    /// Adds the symbols of a module that was just formed: `table` when the loader has it
+    /// already, else a table built from the module.
+    func add(_ module: Module, table: KallsymsTable? = nil) {
+        let table = table ?? KallsymsTable.forModule(module)
         moduleTables.withLock { $0.append(table) }
         publishCrashTablesIfEnabled()
     }
