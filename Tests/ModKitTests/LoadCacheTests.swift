@@ -166,6 +166,39 @@ struct LoadCacheTests {
         }
     }
 
+    @Test("process symbol policy of each host applies")
+    func processSymbolPolicy() async throws {
+        let directory = try TemporaryDirectory(prefix: "cache")
+        defer { directory.remove() }
+        let object = try await ObjectBuilder.compile("""
+            #include <string.h>
+            const char *volatile module_name = "module";
+            int length_of_name(void) { return (int)strlen(module_name); }
+            """, name: "policy_user", in: directory)
+        var denyOptions = HostOptions.quiet
+        denyOptions.processSymbols = .deny
+
+        try await withModuleArea(exclusive: true) {
+            let allowing = ModuleHost(options: .quiet)
+            defer { allowing.removeAll() }
+            let denying = ModuleHost(options: denyOptions)
+            defer { denying.removeAll() }
+
+            let first = try allowing.load(files: [object])
+            #expect(try first.function("length_of_name", as: IntFunction.self)() == 6)
+            try allowing.remove(first.name)
+
+            let error = try #require(throws: LoadError.self) { try denying.load(files: [object]) }
+            #expect(error.kind == .undefinedSymbols)
+
+            var statistics = LoadStatistics()
+            let second = try allowing.load(files: [object], statistics: &statistics)
+            #expect(statistics.reuse != .none)
+            #expect(try second.function("length_of_name", as: IntFunction.self)() == 6)
+            try allowing.remove(second.name)
+        }
+    }
+
     // MARK: Helpers
 
     /// Loads `object`, calls its `version()` and removes it.

@@ -46,6 +46,7 @@ final class ModuleMemory {
     }
 
     /// Gives each region its final protection: code becomes executable only after it is written.
+    /// Called after `makeWritable`, so regions that stay read+write need no call.
     func applyFinalProtections(file: String, synchronize: (UInt64, Int) -> Void) throws(LoadError) {
         // Adjacent regions with one protection (rodata and relro) take one call.
         var index = 0
@@ -58,6 +59,7 @@ final class ModuleMemory {
                 end = regions[index].start + UInt64(regions[index].mappedSize)
             }
             index += 1
+            if first.kind.finalProtection == PROT_READ | PROT_WRITE { continue }
             let size = Int(end - first.start)
             if first.kind.finalProtection & PROT_EXEC != 0 { synchronize(first.start, size) }
             if case .failure(let error) = SystemCalls.protect(first.start, size: size, protection: first.kind.finalProtection) {

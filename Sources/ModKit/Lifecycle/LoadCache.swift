@@ -27,6 +27,7 @@ final class LoadCache: Sendable {
         let info: ModuleInfo
         let name: String
         let layout: ModuleLayout
+        let externalLookups = ExternalLookupMemo()
 
         init(job: LinkJob) {
             objects = job.objects

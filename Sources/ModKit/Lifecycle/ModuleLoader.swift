@@ -172,9 +172,9 @@ extension ModuleHost {
     /// Gives every symbol an address: the module's own, then other modules' exports, the host
     /// API, then the process's symbols as the policy allows.
     func resolve(_ job: inout LinkJob) throws(LoadError) {
-        let resolver = SymbolResolver(lookupExport: { self.export(named: $0) }, license: job.info["license"],
+        let resolver = SymbolResolver(lookupExports: { self.exports(named: $0) }, license: job.info["license"],
                                       hostSymbols: HostBridge.hostSymbols,
-                                      processPolicy: options.processSymbols)
+                                      processPolicy: options.processSymbols, lookupMemo: job.cacheEntry?.externalLookups)
         let base = job.memory.base
         let externals = try resolver.resolveExternals(objects: job.objects, symbols: job.symbols, layout: job.layout, base: base)
         job.externals = externals.addresses
@@ -184,7 +184,8 @@ extension ModuleHost {
         }
         let addresses = job.linkedImage?.symbolAddresses
             ?? resolver.addresses(objects: job.objects, symbols: job.symbols, layout: job.layout, base: base, externals: job.externals)
-        job.resolved = ResolvedSymbols(addresses: addresses, external: externals.origins, boundExports: externals.boundExports)
+        job.resolved = ResolvedSymbols(addresses: addresses, externalNames: job.symbols.undefinedNames,
+                                       externalOrigins: externals.origins, boundExports: externals.boundExports)
         try job.resolved.checkNamespaces(imported: job.info.values("import_ns"), module: job.name, file: job.file)
     }
 
