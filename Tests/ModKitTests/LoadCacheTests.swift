@@ -47,6 +47,43 @@ struct LoadCacheTests {
         }
     }
 
+    @Test("module with init code reuses the linked image")
+    func initCode() async throws {
+        let directory = try TemporaryDirectory(prefix: "cache")
+        defer { directory.remove() }
+        // The init regions are released after init and the rest at removal. The two spans
+        // must join again for the next load to get the same address.
+        let object = try await ObjectBuilder.compile("""
+            #include <modkit/module.h>
+            MODULE_LICENSE("GPL");
+            const char init_user_table[5 * 4096 + 300] = { 1 };
+            static int __initdata init_value = 5;
+            static int started;
+            int init_user_probe(void) { return started + init_user_table[0]; }
+            EXPORT_SYMBOL(init_user_probe);
+            static int __init start(void) { started = init_value; return 0; }
+            static void stop(void) {}
+            module_init(start);
+            module_exit(stop);
+            """, name: "init_user", in: directory)
+
+        try await withModuleArea(exclusive: true) {
+            let host = ModuleHost(options: .quiet)
+            defer { host.removeAll() }
+            let first = try host.load(files: [object])
+            let firstBase = first.regions.first?.start
+            #expect(first.regions.contains { $0.kind.isInit } == false)
+            try host.remove(first.name)
+
+            var statistics = LoadStatistics()
+            let second = try host.load(files: [object], statistics: &statistics)
+            defer { try? host.remove(second.name) }
+            try #require(second.regions.first?.start == firstBase, "the second load got another span")
+            #expect(statistics.reuse == .linkedImage)
+            #expect(try second.function("init_user_probe", as: IntFunction.self)() == 6)
+        }
+    }
+
     @Test("rewritten file is read again")
     func rewrittenFile() async throws {
         let directory = try TemporaryDirectory(prefix: "cache")

@@ -20,10 +20,11 @@ final class ModuleMemory {
     private(set) var regions: [Region]
     private var released = false
 
-    init(layout: ModuleLayout, file: String) throws(LoadError) {
+    /// Reserves a span for `layout`, at `preferredStart` when those pages are free.
+    init(layout: ModuleLayout, file: String, preferredStart: UInt64? = nil) throws(LoadError) {
         let span: AreaSpan
         do {
-            span = try ModuleArea.shared.allocate(size: layout.totalSize, zone: layout.zone)
+            span = try ModuleArea.shared.allocate(size: layout.totalSize, zone: layout.zone, preferredStart: preferredStart)
         } catch {
             throw LoadError(error.kind, file: file, error.message)
         }

@@ -121,6 +121,11 @@ final class LoadCache: Sendable {
         }.flatMap { $0.matches(base: base, externals: externals) ? $0 : nil }
     }
 
+    /// Returns the base address of the linked image of `entry`, if it has one.
+    func linkedImageBase(of entry: Entry) -> UInt64? {
+        state.withLock { state in state.records.first { $0.entry === entry }?.linked?.base }
+    }
+
     /// Keeps `linked` as the linked image of `entry`, in place of the previous one.
     func store(_ linked: LinkedImage, for entry: Entry) {
         state.withLock { state in

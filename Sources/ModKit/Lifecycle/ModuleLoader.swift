@@ -160,7 +160,9 @@ extension ModuleHost {
             LoadCache.shared.insert(entry, images: images)
             job.cacheEntry = entry
         }
-        job.memory = try ModuleMemory(layout: job.layout, file: job.file)
+        // The base of the cached linked image, where that image can be copied instead of relocated.
+        let preferredStart = job.cacheEntry.flatMap { LoadCache.shared.linkedImageBase(of: $0) }
+        job.memory = try ModuleMemory(layout: job.layout, file: job.file, preferredStart: preferredStart)
         do {
             try job.memory.makeWritable(file: job.file)
         } catch {
