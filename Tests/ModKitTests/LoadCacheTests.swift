@@ -142,11 +142,11 @@ struct LoadCacheTests {
         let replacement = try await ObjectBuilder.compile(Self.versionSource(2222), name: "replacement", in: directory)
         try #require(try Self.size(of: original) == Self.size(of: replacement))
         let object = directory.file("settled.o")
-        try Self.overwrite(object, withContentsOf: original)
 
         try await withModuleArea(exclusive: true) {
             let host = ModuleHost(options: .quiet)
             defer { host.removeAll() }
+            try Self.overwrite(object, withContentsOf: original)
             #expect(try Self.loadAndCall(object, in: host) == 1111)
             // Read right after it was written, the file could still change without a new
             // timestamp, so its identity alone does not vouch for it.
