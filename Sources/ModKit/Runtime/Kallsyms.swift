@@ -208,11 +208,14 @@ public final class Kallsyms: @unchecked Sendable {
 
     /// Drops the module's init-only symbols; called before its init memory is freed.
     func removeInitSymbols(of module: Module) {
-        moduleTables.withLock { tables in
-            guard let position = Self.position(of: module, in: tables) else { return }
-            tables[position] = tables[position].removingInitSymbols()
+        let changed = moduleTables.withLock { tables in
+            guard let position = Self.position(of: module, in: tables) else { return false }
+            let trimmed = tables[position].removingInitSymbols()
+            defer { tables[position] = trimmed }
+            return trimmed !== tables[position]
         }
-        publishCrashTablesIfEnabled()
+        // A module without init symbols keeps its table, and the crash handler has it already.
+        if changed { publishCrashTablesIfEnabled() }
     }
 
     /// Drops every symbol of the module; called before its memory is freed.
