@@ -67,7 +67,10 @@ extension ModuleHost {
         for export in job.resolved.boundExports { exporters[export.name] = export }
         var unversioned: [String] = []
 
-        for (name, origin) in job.resolved.external.sorted(by: { $0.key < $1.key }) {
+        let origins = zip(job.resolved.externalNames, job.resolved.externalOrigins).compactMap { name, origin in
+            origin.map { (name: name, origin: $0) }
+        }
+        for (name, origin) in origins.sorted(by: { $0.name < $1.name }) {
             let exported: UInt32?
             let exporter: String
             switch origin {
