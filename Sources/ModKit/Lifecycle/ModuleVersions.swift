@@ -67,8 +67,13 @@ extension ModuleHost {
         for export in job.resolved.boundExports { exporters[export.name] = export }
         var unversioned: [String] = []
 
+        // Only symbols bound to another module or to the host API can carry versions, so only
+        // those are sorted by name, which fixes the order of the messages.
         let origins = zip(job.resolved.externalNames, job.resolved.externalOrigins).compactMap { name, origin in
-            origin.map { (name: name, origin: $0) }
+            switch origin {
+            case .module?, .host?: origin.map { (name: name, origin: $0) }
+            case .process?, .undefinedWeak?, nil: nil
+            }
         }
         for (name, origin) in origins.sorted(by: { $0.name < $1.name }) {
             let exported: UInt32?
