@@ -5,6 +5,11 @@ public struct AreaSpan: Sendable, Equatable {
     public var start: UInt64
     public var size: Int
     public var end: UInt64 { start + UInt64(size) }
+
+    /// Whether the `size` bytes at `address` lie within the span.
+    func contains(_ address: UInt64, size: Int) -> Bool {
+        start <= address && address <= end && UInt64(size) <= end - address
+    }
 }
 
 /// The address range reserved for all modules of the process: the userspace counterpart of the
@@ -49,20 +54,21 @@ public final class ModuleArea: Sendable {
 
     private let state = LockedValue(State())
 
-    /// Reserves a span of `size` bytes (rounded up to pages) in `zone`.
-    public func allocate(size: Int, zone: Zone) throws(LoadError) -> AreaSpan {
+    /// Reserves a span of `size` bytes (rounded up to pages) in `zone`, starting at
+    /// `preferredStart` when those pages are free.
+    public func allocate(size: Int, zone: Zone, preferredStart: UInt64? = nil) throws(LoadError) -> AreaSpan {
         let pageSize = SystemCalls.pageSize
         let rounded = (size + pageSize - 1) & ~(pageSize - 1)
         let result: Result<AreaSpan, LoadError> = state.withLock { state in
-            if let span = Self.takeWarm(rounded, zone: zone, from: &state) { return .success(span) }
+            if let span = Self.takeWarm(rounded, zone: zone, preferredStart: preferredStart, from: &state) { return .success(span) }
             do throws(LoadError) {
                 switch zone {
                 case .near:
                     if state.near == nil { state.near = try Self.reserveNearZone() }
-                    return .success(try Self.take(rounded, from: &state.near!, zone: zone))
+                    return .success(try Self.take(rounded, from: &state.near!, zone: zone, preferredStart: preferredStart))
                 case .low:
                     if state.low == nil { state.low = try Self.reserveLowZone() }
-                    return .success(try Self.take(rounded, from: &state.low!, zone: zone))
+                    return .success(try Self.take(rounded, from: &state.low!, zone: zone, preferredStart: preferredStart))
                 }
             } catch {
                 return .failure(error)
@@ -104,21 +110,44 @@ public final class ModuleArea: Sendable {
         }
         guard let zone, case .success = SystemCalls.protect(span.start, size: span.size, protection: PROT_NONE) else { return false }
         state.withLock { state in
-            state.warm.append((zone, span))
             state.warmBytes += span.size
+            Self.addWarm(span, zone: zone, to: &state)
         }
         return true
     }
 
-    /// Takes the smallest warm span of `zone` that fits `size`, and releases the rest of it.
-    private static func takeWarm(_ size: Int, zone: Zone, from state: inout State) -> AreaSpan? {
+    /// Adds `span` to the warm spans, joined with a warm span that ends where it starts or
+    /// starts where it ends. A module whose init regions were released before the rest of it
+    /// thus leaves one span that fits it again, at the same address.
+    private static func addWarm(_ span: AreaSpan, zone: Zone, to state: inout State) {
+        var joined = span
+        if let before = state.warm.firstIndex(where: { $0.zone == zone && $0.span.end == joined.start }) {
+            joined = AreaSpan(start: state.warm[before].span.start, size: state.warm[before].span.size + joined.size)
+            state.warm.remove(at: before)
+        }
+        if let after = state.warm.firstIndex(where: { $0.zone == zone && $0.span.start == joined.end }) {
+            joined.size += state.warm[after].span.size
+            state.warm.remove(at: after)
+        }
+        state.warm.append((zone, joined))
+    }
+
+    /// Takes `size` bytes at `preferredStart` from the warm span of `zone` that contains them,
+    /// or else from the start of the smallest warm span that fits, and releases the rest of it.
+    private static func takeWarm(_ size: Int, zone: Zone, preferredStart: UInt64?, from state: inout State) -> AreaSpan? {
         let candidates = state.warm.indices.filter { state.warm[$0].zone == zone && state.warm[$0].span.size >= size }
-        guard let index = candidates.min(by: { state.warm[$0].span.size < state.warm[$1].span.size }) else { return nil }
+        var start: UInt64?
+        var chosen = candidates.min { state.warm[$0].span.size < state.warm[$1].span.size }
+        if let preferredStart, let containing = candidates.first(where: { state.warm[$0].span.contains(preferredStart, size: size) }) {
+            chosen = containing
+            start = preferredStart
+        }
+        guard let index = chosen else { return nil }
         let span = state.warm.remove(at: index).span
         state.warmBytes -= span.size
-        let taken = AreaSpan(start: span.start, size: size)
-        let rest = AreaSpan(start: span.start + UInt64(size), size: span.size - size)
-        if rest.size > 0 {
+        let taken = AreaSpan(start: start ?? span.start, size: size)
+        for rest in [AreaSpan(start: span.start, size: Int(taken.start - span.start)),
+                     AreaSpan(start: taken.end, size: Int(span.end - taken.end))] where rest.size > 0 {
             if case .failure = SystemCalls.resetToReserved(rest.start, size: rest.size) {
                 // Still inaccessible from keepWarm; only its memory stays committed.
             }
@@ -158,7 +187,15 @@ public final class ModuleArea: Sendable {
         }
     }
 
-    private static func take(_ size: Int, from zone: inout ZoneState, zone name: Zone) throws(LoadError) -> AreaSpan {
+    private static func take(_ size: Int, from zone: inout ZoneState, zone name: Zone, preferredStart: UInt64?) throws(LoadError) -> AreaSpan {
+        if let preferredStart, let index = zone.free.firstIndex(where: { $0.contains(preferredStart, size: size) }) {
+            let free = zone.free.remove(at: index)
+            let taken = AreaSpan(start: preferredStart, size: size)
+            let pieces = [AreaSpan(start: free.start, size: Int(taken.start - free.start)),
+                          AreaSpan(start: taken.end, size: Int(free.end - taken.end))]
+            zone.free.insert(contentsOf: pieces.filter { $0.size > 0 }, at: index)
+            return taken
+        }
         guard let index = zone.free.firstIndex(where: { $0.size >= size }) else {
             throw LoadError(.outOfAddressSpace, file: "",
                             "module area (\(name.rawValue) zone, \(zone.range.size >> 20) MiB) has no free span of \(size) bytes; remove modules first")

@@ -20,10 +20,11 @@ final class ModuleMemory {
     private(set) var regions: [Region]
     private var released = false
 
-    init(layout: ModuleLayout, file: String) throws(LoadError) {
+    /// Reserves a span for `layout`, at `preferredStart` when those pages are free.
+    init(layout: ModuleLayout, file: String, preferredStart: UInt64? = nil) throws(LoadError) {
         let span: AreaSpan
         do {
-            span = try ModuleArea.shared.allocate(size: layout.totalSize, zone: layout.zone)
+            span = try ModuleArea.shared.allocate(size: layout.totalSize, zone: layout.zone, preferredStart: preferredStart)
         } catch {
             throw LoadError(error.kind, file: file, error.message)
         }
@@ -46,6 +47,7 @@ final class ModuleMemory {
     }
 
     /// Gives each region its final protection: code becomes executable only after it is written.
+    /// Called after `makeWritable`, so regions that stay read+write need no call.
     func applyFinalProtections(file: String, synchronize: (UInt64, Int) -> Void) throws(LoadError) {
         // Adjacent regions with one protection (rodata and relro) take one call.
         var index = 0
@@ -58,6 +60,7 @@ final class ModuleMemory {
                 end = regions[index].start + UInt64(regions[index].mappedSize)
             }
             index += 1
+            if first.kind.finalProtection == PROT_READ | PROT_WRITE { continue }
             let size = Int(end - first.start)
             if first.kind.finalProtection & PROT_EXEC != 0 { synchronize(first.start, size) }
             if case .failure(let error) = SystemCalls.protect(first.start, size: size, protection: first.kind.finalProtection) {

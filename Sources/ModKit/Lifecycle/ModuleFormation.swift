@@ -45,7 +45,7 @@ extension ModuleHost {
             discard(module)
             throw error
         }
-        kallsyms.add(module)
+        kallsyms.add(module, table: job.linkedImage?.kallsymsTable)
         noteLicense(of: module)
         return module
     }

@@ -67,7 +67,15 @@ extension ModuleHost {
         for export in job.resolved.boundExports { exporters[export.name] = export }
         var unversioned: [String] = []
 
-        for (name, origin) in job.resolved.external.sorted(by: { $0.key < $1.key }) {
+        // Only symbols bound to another module or to the host API can carry versions, so only
+        // those are sorted by name, which fixes the order of the messages.
+        let origins = zip(job.resolved.externalNames, job.resolved.externalOrigins).compactMap { name, origin in
+            switch origin {
+            case .module?, .host?: origin.map { (name: name, origin: $0) }
+            case .process?, .undefinedWeak?, nil: nil
+            }
+        }
+        for (name, origin) in origins.sorted(by: { $0.name < $1.name }) {
             let exported: UInt32?
             let exporter: String
             switch origin {

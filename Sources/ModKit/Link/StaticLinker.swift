@@ -43,11 +43,11 @@ public enum StaticLinker {
         let base = try placement.apply(map, to: &layout)
 
         let externals = chooseSymbolAddresses(symbols, map: map, imageEnd: base + UInt64(layout.totalSize))
-        let resolver = SymbolResolver(lookupExport: { _ in nil }, hostSymbols: externals, processPolicy: .deny)
+        let resolver = SymbolResolver(lookupExports: { Array(repeating: nil, count: $0.count) }, hostSymbols: externals, processPolicy: .deny)
         var resolved = try resolver.resolve(objects: objects, symbols: symbols, layout: layout, base: base)
         // The map's symbols are plain addresses, not the host's or another module's, and the
         // placement is fixed, so range errors carry no advice about -fPIC or the low zone.
-        resolved.external = [:]
+        resolved.externalOrigins = resolved.externalOrigins.map { _ in nil }
         layout.zone = .near
 
         let relocator = Relocator(objects: objects, symbols: symbols, layout: layout, resolved: resolved,

@@ -9,11 +9,15 @@ public final class ObjectImage: @unchecked Sendable {
     public let name: String
     let base: UnsafeMutableRawPointer
     public let count: Int
+    /// For an image read from a file: the file's identity as `fstat` reported it before the
+    /// read, and the time the read began.
+    let source: (identity: FileIdentity, readStart: timespec)?
 
     /// Copies `bytes` into a new image.
     public init(name: String, bytes: some Collection<UInt8>) {
         self.name = name
         self.count = bytes.count
+        self.source = nil
         self.base = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 16)
         UnsafeMutableRawBufferPointer(start: base, count: count).copyBytes(from: bytes)
     }
@@ -21,6 +25,7 @@ public final class ObjectImage: @unchecked Sendable {
     /// Reads the file at `path`.
     public init(contentsOf path: String, name: String? = nil) throws(LoadError) {
         let displayName = name ?? path
+        let readStart = timespec.now
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw LoadError(.unreadableFile, file: displayName, "cannot open: \(String(cString: strerror(errno)))")
@@ -49,6 +54,7 @@ public final class ObjectImage: @unchecked Sendable {
         self.name = displayName
         self.base = buffer
         self.count = size
+        self.source = (FileIdentity(path: path, status: status), readStart)
     }
 
     deinit { base.deallocate() }

@@ -148,7 +148,7 @@ struct Relocator {
         // Where the module was placed matters only for symbols outside it. Within the module
         // every distance fits, so only the addend or an absolute symbol's value can overflow,
         // and -fPIC would not help.
-        let origin = object.symbols[relocation.symbolIndex].isUndefined ? resolved.external[name] : nil
+        let origin = object.symbols[relocation.symbolIndex].isUndefined ? resolved.origin(of: name) : nil
         switch origin {
         case .process?, .host?:
             kind = .needsPIC

@@ -17,9 +17,27 @@ public struct ExportedSymbol: Sendable {
 struct ResolvedSymbols {
     /// Per object, per symbol table entry.
     var addresses: [[UInt64]]
-    /// Global names bound to something outside the module (another module, the host, the process).
-    var external: [String: ExternalOrigin] = [:]
+    /// The module's undefined globals (`ModuleSymbols.undefinedNames`) and where each was
+    /// found, nil for one that was not.
+    var externalNames: [String] = []
+    var externalOrigins: [ExternalOrigin?] = []
     /// Other modules' exports this module binds; each makes the exporter a dependency.
+    var boundExports: [ExportedSymbol] = []
+
+    /// Returns where the undefined global `name` was found. Only error messages need it, so
+    /// it searches the names one by one.
+    func origin(of name: String) -> ExternalOrigin? {
+        guard let index = externalNames.firstIndex(of: name), index < externalOrigins.count else { return nil }
+        return externalOrigins[index]
+    }
+}
+
+/// The module's undefined globals as resolution found them.
+struct ExternalSymbols {
+    /// The address of each name of `ModuleSymbols.undefinedNames`, 0 for an undefined weak one.
+    var addresses: [UInt64]
+    /// The origin of each name, nil for a missing one.
+    var origins: [ExternalOrigin?]
     var boundExports: [ExportedSymbol] = []
 }
 
@@ -35,44 +53,58 @@ enum ExternalOrigin {
 /// loaded modules, the host's export table (the ModKit API), then the process's symbols when
 /// the policy allows.
 struct SymbolResolver {
-    var lookupExport: (String) -> ExportedSymbol?
+    /// Returns the export of each name that a live module exports, nil for the others.
+    var lookupExports: ([String]) -> [ExportedSymbol?]
     /// The module's `MODULE_LICENSE`, which decides whether it may bind GPL-only exports.
     var license: String?
     var hostSymbols: [String: UInt64]
     var processPolicy: ProcessSymbolPolicy
+    /// The results of earlier loads of the same module, when the load cache has them.
+    var lookupMemo: ExternalLookupMemo? = nil
 
     func resolve(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout, base: UInt64) throws(LoadError) -> ResolvedSymbols {
-        var result = ResolvedSymbols(addresses: [])
-        var externals = Array(repeating: UInt64(0), count: symbols.undefinedNames.count)
-        ProcessSymbols.revalidate()
+        let externals = try resolveExternals(objects: objects, symbols: symbols, layout: layout, base: base)
+        return ResolvedSymbols(addresses: addresses(objects: objects, symbols: symbols, layout: layout, base: base,
+                                                    externals: externals.addresses),
+                               externalNames: symbols.undefinedNames, externalOrigins: externals.origins,
+                               boundExports: externals.boundExports)
+    }
+
+    /// Looks up every global the module references but does not define, or throws listing
+    /// every one that is missing.
+    func resolveExternals(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout,
+                          base: UInt64) throws(LoadError) -> ExternalSymbols {
+        let names = symbols.undefinedNames
+        var result = ExternalSymbols(addresses: Array(repeating: 0, count: names.count),
+                                     origins: Array(repeating: nil, count: names.count))
         var missing: [String] = []
         var refusedGPLOnly: [String: String] = [:]
 
-        for (externalIndex, name) in symbols.undefinedNames.enumerated() {
+        let exports = lookupExports(names)
+        let hostAndProcess = lookUpHostAndProcess(names)
+        for (externalIndex, name) in names.enumerated() {
             let allWeak = symbols.undefinedAllWeak[externalIndex]
             if let address = synthetic(name, layout: layout, base: base) {
-                externals[externalIndex] = address
-            } else if let export = lookupExport(name), export.gplOnly && !ModuleLicense.isGPLCompatible(license) {
-                // As in Linux, a GPL-only export is invisible to a module with another license.
-                refusedGPLOnly[name] = export.owner
-                if allWeak {
-                    result.external[name] = .undefinedWeak
+                result.addresses[externalIndex] = address
+            } else if let export = exports[externalIndex] {
+                if export.gplOnly && !ModuleLicense.isGPLCompatible(license) {
+                    // As in Linux, a GPL-only export is invisible to a module with another license.
+                    refusedGPLOnly[name] = export.owner
+                    if allWeak {
+                        result.origins[externalIndex] = .undefinedWeak
+                    } else {
+                        missing.append(name)
+                    }
                 } else {
-                    missing.append(name)
+                    result.addresses[externalIndex] = export.address
+                    result.origins[externalIndex] = .module(export.owner)
+                    result.boundExports.append(export)
                 }
-            } else if let export = lookupExport(name) {
-                externals[externalIndex] = export.address
-                result.external[name] = .module(export.owner)
-                result.boundExports.append(export)
-            } else if let address = hostSymbols[name] {
-                externals[externalIndex] = address
-                result.external[name] = .host
-            } else if processPolicy.permits(name), let address = ProcessSymbols.address(of: name) {
-                externals[externalIndex] = address
-                result.external[name] = .process
+            } else if let (address, origin) = hostAndProcess[externalIndex] {
+                result.addresses[externalIndex] = address
+                result.origins[externalIndex] = origin
             } else if allWeak {
-                externals[externalIndex] = 0
-                result.external[name] = .undefinedWeak
+                result.origins[externalIndex] = .undefinedWeak
             } else {
                 missing.append(name)
             }
@@ -80,10 +112,41 @@ struct SymbolResolver {
         if !missing.isEmpty {
             throw undefinedSymbolsError(missing.sorted(), objects: objects, refusedGPLOnly: refusedGPLOnly)
         }
+        return result
+    }
 
+    /// Looks up each of `names` in the host API, then among the process's symbols that the
+    /// policy permits, or takes the results from `lookupMemo` when they still hold.
+    private func lookUpHostAndProcess(_ names: [String]) -> ExternalLookupMemo.Results {
+        let epoch = ProcessSymbols.revalidate()
+        if let epoch, let results = lookupMemo?.results(epoch: epoch, policy: processPolicy) { return results }
+
+        var results: ExternalLookupMemo.Results = Array(repeating: nil, count: names.count)
+        // Names left for the process's symbols, looked up together after the loop.
+        var processNames: [Int] = []
+        for (index, name) in names.enumerated() {
+            if let address = hostSymbols[name] {
+                results[index] = (address, .host)
+            } else if processPolicy.permits(name) {
+                processNames.append(index)
+            }
+        }
+        let processAddresses = ProcessSymbols.addresses(of: processNames.map { names[$0] })
+        for (index, address) in zip(processNames, processAddresses) {
+            if let address { results[index] = (address, .process) }
+        }
+
+        if let epoch { lookupMemo?.store(results, epoch: epoch, policy: processPolicy) }
+        return results
+    }
+
+    /// Returns the address of every symbol table entry of every object, given the addresses of
+    /// the module's undefined globals.
+    func addresses(objects: [ObjectFile], symbols: ModuleSymbols, layout: ModuleLayout, base: UInt64,
+                   externals: [UInt64]) -> [[UInt64]] {
         // Defining entries first, so that every global can take its definition's address.
-        for (objectIndex, object) in objects.enumerated() {
-            result.addresses.append(object.symbols.map { localAddress($0, objectIndex: objectIndex, layout: layout, base: base) })
+        var addresses = objects.indices.map { objectIndex in
+            objects[objectIndex].symbols.map { localAddress($0, objectIndex: objectIndex, layout: layout, base: base) }
         }
         for objectIndex in objects.indices {
             for (index, binding) in symbols.bindings[objectIndex].enumerated() {
@@ -91,15 +154,15 @@ struct SymbolResolver {
                 case .local:
                     continue
                 case .defined(let location, let isCommon):
-                    result.addresses[objectIndex][index] = isCommon
+                    addresses[objectIndex][index] = isCommon
                         ? base + UInt64(layout.commonOffsets[symbols.globalName(object: location.object, index: location.index)]!)
-                        : result.addresses[location.object][location.index]
+                        : addresses[location.object][location.index]
                 case .external(let externalIndex):
-                    result.addresses[objectIndex][index] = externals[externalIndex]
+                    addresses[objectIndex][index] = externals[externalIndex]
                 }
             }
         }
-        return result
+        return addresses
     }
 
     /// Symbols the loader itself defines for every module, unless the module defines them.

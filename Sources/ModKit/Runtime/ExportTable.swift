@@ -7,6 +7,8 @@ struct ExportTable {
     private(set) var declared: [String: ExportedSymbol] = [:]
     private var plain: [(owner: String, symbols: ModuleGlobals)] = []
 
+    var isEmpty: Bool { declared.isEmpty && plain.isEmpty }
+
     /// Adds `module`'s exports, or throws naming both modules if a name is already exported.
     mutating func add(_ module: Module, file: String) throws(LoadError) {
         try checkHostSymbols(module, file: file)

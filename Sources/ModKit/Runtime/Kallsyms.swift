@@ -198,20 +198,24 @@ public final class Kallsyms: @unchecked Sendable {
 
     // MARK: Module lifecycle
 
-    /// Adds the symbols of a module that was just formed.
-    func add(_ module: Module) {
-        let table = KallsymsTable.forModule(module)
+    /// Adds the symbols of a module that was just formed: `table` when the loader has it
+    /// already, else a table built from the module.
+    func add(_ module: Module, table: KallsymsTable? = nil) {
+        let table = table ?? KallsymsTable.forModule(module)
         moduleTables.withLock { $0.append(table) }
         publishCrashTablesIfEnabled()
     }
 
     /// Drops the module's init-only symbols; called before its init memory is freed.
     func removeInitSymbols(of module: Module) {
-        moduleTables.withLock { tables in
-            guard let position = Self.position(of: module, in: tables) else { return }
-            tables[position] = tables[position].removingInitSymbols()
+        let changed = moduleTables.withLock { tables in
+            guard let position = Self.position(of: module, in: tables) else { return false }
+            let trimmed = tables[position].removingInitSymbols()
+            defer { tables[position] = trimmed }
+            return trimmed !== tables[position]
         }
-        publishCrashTablesIfEnabled()
+        // A module without init symbols keeps its table, and the crash handler has it already.
+        if changed { publishCrashTablesIfEnabled() }
     }
 
     /// Drops every symbol of the module; called before its memory is freed.

@@ -5,9 +5,15 @@ extension KallsymsTable {
     /// Sections, files, thread-local variables, absolute symbols, compiler-local labels and
     /// symbols of sections that are not loaded are left out.
     static func forModule(_ module: Module) -> KallsymsTable {
+        forModule(named: module.name, objects: module.objects, symbolAddresses: module.symbolAddresses, span: module.memory.span)
+    }
+
+    /// The table of a module named `name`, linked from `objects` into `span`, whose symbols
+    /// have the addresses `symbolAddresses`, before its `Module` exists.
+    static func forModule(named name: String, objects: [ObjectFile], symbolAddresses: [[UInt64]], span: AreaSpan) -> KallsymsTable {
         var builder = Builder()
-        for (objectIndex, object) in module.objects.enumerated() {
-            let addresses = module.symbolAddresses[objectIndex]
+        for (objectIndex, object) in objects.enumerated() {
+            let addresses = symbolAddresses[objectIndex]
             for (index, symbol) in object.symbols.enumerated() where index > 0 {
                 guard symbol.type != ELF.STT_SECTION, symbol.type != ELF.STT_FILE, symbol.type != ELF.STT_TLS,
                       !symbol.isUndefined, !symbol.isAbsolute
@@ -38,7 +44,6 @@ extension KallsymsTable {
                 builder.add(name: bytes, address: addresses[index], size: symbol.size, type: letter, isInit: isInit)
             }
         }
-        return KallsymsTable(ownerName: module.name, kind: .module, start: module.memory.span.start,
-                             end: module.memory.span.end, builder: builder)
+        return KallsymsTable(ownerName: name, kind: .module, start: span.start, end: span.end, builder: builder)
     }
 }

@@ -4,7 +4,18 @@ public struct LoadStatistics: Sendable {
         case validate, layout = "lay out", resolve, relocate, protect, initialize = "init", main, exit, unmap
     }
 
+    /// What a load took from the load cache instead of computing it.
+    public enum Reuse: String, Sendable {
+        /// Nothing: the files were read and every stage ran.
+        case none
+        /// The validated objects and their layout.
+        case objects
+        /// The objects, their layout and the relocated image.
+        case linkedImage = "linked image"
+    }
+
     public private(set) var durations: [Stage: Duration] = [:]
+    public internal(set) var reuse = Reuse.none
 
     public init() {}
 

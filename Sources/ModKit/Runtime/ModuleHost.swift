@@ -63,6 +63,18 @@ public final class ModuleHost: @unchecked Sendable {
         }
     }
 
+    /// Returns the export of each of `names` that a live module exports, nil for the others,
+    /// looked up under one acquisition of the registry lock.
+    func exports(named names: [String]) -> [ExportedSymbol?] {
+        registry.withLock { registry in
+            guard !registry.exports.isEmpty else { return Array(repeating: nil, count: names.count) }
+            return names.map { name in
+                guard let export = registry.exports[name], registry.modules[export.owner]?.state == .live else { return nil }
+                return export
+            }
+        }
+    }
+
     /// Sends a message to the log handler, or to standard error.
     func log(_ level: Int, module: String?, _ text: String) {
         let record = LogRecord(level: level, module: module, text: text, timestamp: ContinuousClock.now - started)
