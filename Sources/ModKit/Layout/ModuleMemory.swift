@@ -13,8 +13,8 @@ public struct Region: Sendable {
 
 /// The memory of one module: a span of the module area split into regions by protection.
 ///
-/// It is writable only between `makeWritable` and `applyFinalProtections`; afterwards no page of it
-/// is writable and executable at once.
+/// It is writable only between `makeWritable` and `applyFinalProtections` (in Protect/);
+/// afterwards no page of it is writable and executable at once.
 final class ModuleMemory {
     let span: AreaSpan
     private(set) var regions: [Region]
@@ -36,38 +36,6 @@ final class ModuleMemory {
 
     func pointer(_ address: UInt64) -> UnsafeMutableRawPointer {
         UnsafeMutableRawPointer(bitPattern: UInt(address))!
-    }
-
-    /// Opens every region for writing (read+write, never execute).
-    func makeWritable(file: String) throws(LoadError) {
-        if case .failure(let error) = SystemCalls.protect(span.start, size: span.size, protection: PROT_READ | PROT_WRITE) {
-            throw LoadError(.systemCallFailed, file: file,
-                            "mprotect of the module's memory (\(span.size) bytes) to read+write failed: \(error)")
-        }
-    }
-
-    /// Gives each region its final protection: code becomes executable only after it is written.
-    /// Called after `makeWritable`, so regions that stay read+write need no call.
-    func applyFinalProtections(file: String, synchronize: (UInt64, Int) -> Void) throws(LoadError) {
-        // Adjacent regions with one protection (rodata and relro) take one call.
-        var index = 0
-        while index < regions.count {
-            let first = regions[index]
-            var end = first.start + UInt64(first.mappedSize)
-            while index + 1 < regions.count, regions[index + 1].kind.finalProtection == first.kind.finalProtection,
-                  regions[index + 1].start == end {
-                index += 1
-                end = regions[index].start + UInt64(regions[index].mappedSize)
-            }
-            index += 1
-            if first.kind.finalProtection == PROT_READ | PROT_WRITE { continue }
-            let size = Int(end - first.start)
-            if first.kind.finalProtection & PROT_EXEC != 0 { synchronize(first.start, size) }
-            if case .failure(let error) = SystemCalls.protect(first.start, size: size, protection: first.kind.finalProtection) {
-                throw LoadError(.systemCallFailed, file: file,
-                                "mprotect of the \(first.kind.name) region (\(size) bytes) failed: \(error)")
-            }
-        }
     }
 
     /// Returns the init regions to the module area after a successful init.
