@@ -381,13 +381,21 @@ struct DaemonTests {
 
         // Long enough that the checks below run while it sleeps, even on a machine busy with
         // parallel builds, where starting each tool process took up to several seconds. The
-        // wait for the command's reference is long for the same reason.
-        let call = Task { try await daemon.run(["call", "sleep", "20000"]) }
+        // call starts as a plain process, not in a task, so that it does not wait for a thread
+        // of the test's concurrency pool, and the reference count is read in-process.
+        let call = Process()
+        call.executableURL = URL(fileURLWithPath: try ModkitTool.executablePath())
+        call.arguments = ["call", "sleep", "20000"]
+        call.environment = daemon.environment
+        let callOutput = directory.file("call.stdout")
+        _ = FileManager.default.createFile(atPath: callOutput, contents: nil)
+        call.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: callOutput))
+        try call.run()
         let deadline = ContinuousClock.now + .seconds(90)
-        while try await referenceCount(daemon, "commands") == 0, ContinuousClock.now < deadline {
+        while try referenceCount(daemon, "commands") == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        try #require(try await referenceCount(daemon, "commands") == 1)
+        try #require(try referenceCount(daemon, "commands") == 1)
 
         let refused = try await daemon.run(["rmmod", "commands"])
         #expect(refused.status == 1, "\(refused)")
@@ -399,18 +407,21 @@ struct DaemonTests {
 
         let waited = try await daemon.run(["rmmod", "-w", "commands"])
         #expect(waited.status == 0, "\(waited)")
-        let called = try await call.value
-        #expect(called.status == 0, "\(called)")
-        #expect(called.standardOutput == "slept 20000 ms\n", "\(called)")
+        while call.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(call.terminationStatus == 0)
+        #expect(try String(contentsOfFile: callOutput, encoding: .utf8) == "slept 20000 ms\n")
         let list = try await daemon.run(["lsmod"])
         #expect(list.standardOutput == "Module                  Size  Used by\n", "\(list)")
         try await daemon.stop()
     }
 
-    private func referenceCount(_ daemon: RunningDaemon, _ name: String) async throws -> Int {
-        let result = try await daemon.run(["lsmod", "--json"])
-        let array = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [[String: Any]] ?? []
-        return array.first { $0["name"] as? String == name }?["refcount"] as? Int ?? -1
+    /// Returns the reference count of module `name` from the daemon's list, or -1 when it is
+    /// not loaded.
+    private func referenceCount(_ daemon: RunningDaemon, _ name: String) throws -> Int {
+        let client = try DaemonClient(path: daemon.socket, replyTimeout: .seconds(20))
+        defer { client.close() }
+        let records = try client.send(.list).fields.records(.module).map(ModuleRecord.init)
+        return records.first { $0.name == name }?.referenceCount ?? -1
     }
 
     @Test("concurrent loads of one module load it once")
