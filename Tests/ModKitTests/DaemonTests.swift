@@ -497,7 +497,8 @@ struct DaemonTests {
 
         #expect(try await daemon.run(["insmod", "closed.o"]).status == 0)
         let tainted = try await daemon.run(["lsmod"])
-        #expect(tainted.standardOutput.split(separator: "\n").contains { $0.hasPrefix("closed ") && $0.hasSuffix("  0 (P)") }, "\(tainted)")
+        let closedLine = tainted.standardOutput.split(separator: "\n").first { $0.hasPrefix("closed ") }
+        #expect(closedLine?.hasSuffix("  0 (P)") == true, "\(tainted)")
         let refused = try await daemon.run(["rmmod", "closed"])
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.standardError == """
