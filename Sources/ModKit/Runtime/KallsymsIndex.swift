@@ -39,8 +39,8 @@ struct KallsymsIndex: @unchecked Sendable {
         self.names = names
         self.start = start
         self.end = end
-        addresses = .allocate(capacity: max(count, 1))
-        sizes = .allocate(capacity: max(count, 1))
+        addresses = Self.allocate(max(count, 1))
+        sizes = Self.allocate(max(count, 1))
         for (position, entry) in entries.enumerated() {
             addresses[position] = entry.address
             sizes[position] = entry.size
@@ -48,7 +48,7 @@ struct KallsymsIndex: @unchecked Sendable {
 
         var capacity = 16
         while capacity < count * 2 { capacity <<= 1 }
-        slots = .allocate(capacity: capacity)
+        slots = Self.allocate(capacity)
         slots.initialize(repeating: Slot(tagAndEntry: 0, offsetAndLength: 0), count: capacity)
         slotMask = capacity - 1
 
@@ -57,7 +57,7 @@ struct KallsymsIndex: @unchecked Sendable {
         while span >> shift > UInt64(max(count, 1)) * 2 { shift += 1 }
         bucketShift = shift
         let bucketCount = Int(span >> shift) + 1
-        bucketFirst = .allocate(capacity: bucketCount + 1)
+        bucketFirst = Self.allocate(bucketCount + 1)
 
         var entry = 0
         for bucket in 0 ... bucketCount {
@@ -71,10 +71,24 @@ struct KallsymsIndex: @unchecked Sendable {
 
     /// Frees the buffers. The index must not be used afterwards.
     func deallocate() {
-        addresses.deallocate()
-        sizes.deallocate()
-        slots.deallocate()
-        bucketFirst.deallocate()
+        free(addresses)
+        free(sizes)
+        free(slots)
+        free(bucketFirst)
+    }
+
+    /// Allocates room for `count` values, freed with `free`. A buffer of 2 MiB or more is
+    /// aligned to 2 MiB and offered to the kernel for transparent huge pages, because random
+    /// lookups in a large table otherwise miss the TLB on most reads.
+    static func allocate<T>(_ count: Int) -> UnsafeMutablePointer<T> {
+        let hugePage = 2 << 20
+        let size = count * MemoryLayout<T>.stride
+        var memory: UnsafeMutableRawPointer?
+        guard posix_memalign(&memory, size >= hugePage ? hugePage : 64, size) == 0, let memory else {
+            fatalError("kallsyms: cannot allocate \(size) bytes for the lookup index")
+        }
+        if size >= hugePage { _ = madvise(memory, size, MADV_HUGEPAGE) }
+        return memory.bindMemory(to: T.self, capacity: count)
     }
 
     // MARK: Names

@@ -81,7 +81,7 @@ public final class KallsymsTable: @unchecked Sendable {
         self.end = end
         ownerNameBytes = Array(ownerName.utf8)
 
-        let names = UnsafeMutablePointer<UInt8>.allocate(capacity: max(builder.names.count, 1))
+        let names: UnsafeMutablePointer<UInt8> = KallsymsIndex.allocate(max(builder.names.count, 1))
         builder.names.withUnsafeBufferPointer { bytes in
             if let base = bytes.baseAddress { names.initialize(from: base, count: bytes.count) }
         }
@@ -101,7 +101,7 @@ public final class KallsymsTable: @unchecked Sendable {
 
     deinit {
         lookupIndex.deallocate()
-        names.deallocate()
+        free(names)
         crashSymbolStorage?.deallocate()
         free(crashOwnerNameStorage)
     }
