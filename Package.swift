@@ -26,9 +26,17 @@ let package = Package(
                 .unsafeFlags(["-Xlinker", "--export-dynamic", "-Xlinker", "--no-as-needed"]),
             ]
         ),
+        // The libFuzzer target for the object loader; scripts/fuzz.sh builds it with
+        // -sanitize=fuzzer,address. A plain build makes a replay tool of it (see docs/fuzzing.md).
+        .executableTarget(
+            name: "ModKitFuzz",
+            dependencies: ["ModKit"]
+        ),
         .testTarget(
             name: "ModKitTests",
-            dependencies: ["ModKit", "CModKit"]
+            dependencies: ["ModKit", "CModKit"],
+            // Binary inputs that FuzzRegressionTests reads by path.
+            exclude: ["Fixtures"]
         ),
     ]
 )

@@ -4,9 +4,9 @@ struct FixedPlacement {
     let symbols: ModuleSymbols
     let architecture: any RelocationArchitecture.Type
 
-    /// The largest image `modkit link` writes, so that a mistyped address does not produce a
-    /// file of many gigabytes.
-    static let maximumImageSize = 1 << 30
+    /// The largest image, so that a mistyped address does not produce a file of many gigabytes:
+    /// `StaticLinker.maximumImageSize` for `modkit link`.
+    var maximumImageSize = StaticLinker.maximumImageSize
 
     /// One thing placed at a fixed address.
     private struct Item {
@@ -50,9 +50,9 @@ struct FixedPlacement {
 
         let base = items.map { $0.address! }.min()!
         let end = items.map { $0.address! + UInt64($0.size) }.max()!
-        guard end - base <= UInt64(Self.maximumImageSize) else {
+        guard end - base <= UInt64(maximumImageSize) else {
             throw LoadError(.badLinkMap, file: objects[0].name,
-                            "the link map spreads the image over 0x\(String(end - base, radix: 16)) bytes, more than the maximum of 1 GiB; place the sections closer together")
+                            "the link map spreads the image over 0x\(String(end - base, radix: 16)) bytes, more than the maximum of \(Self.describe(size: maximumImageSize)); place the sections closer together")
         }
 
         func offset(_ index: Int) -> Int { Int(items[index].address! - base) }
@@ -106,11 +106,15 @@ struct FixedPlacement {
 
     // MARK: Steps
 
-    /// Checks that ModKit's own layout can start at `base`: every section keeps its alignment.
+    /// Checks that ModKit's own layout can start at `base`: every section keeps its alignment,
+    /// and the image is no larger than `maximumImageSize`.
     private func checkedBase(_ base: UInt64, layout: ModuleLayout) throws(LoadError) -> UInt64 {
         var alignment = SystemCalls.pageSize
         for object in objects {
             for section in object.sections where section.isAllocated { alignment = max(alignment, section.alignment) }
+        }
+        guard layout.totalSize <= maximumImageSize else {
+            throw imageTooLarge(layout)
         }
         guard base % UInt64(alignment) == 0 else {
             throw LoadError(.badLinkMap, file: objects[0].name,
@@ -120,6 +124,27 @@ struct FixedPlacement {
             throw LoadError(.badLinkMap, file: objects[0].name, "base address 0x\(String(base, radix: 16)) leaves no room for the image")
         }
         return base
+    }
+
+    /// The error for a layout larger than `maximumImageSize`, naming its largest section.
+    private func imageTooLarge(_ layout: ModuleLayout) -> LoadError {
+        var largest: (object: ObjectFile, section: ObjectSection)?
+        for (objectIndex, object) in objects.enumerated() {
+            for section in object.sections where layout.sectionOffsets[objectIndex][section.index] != nil {
+                if section.size > largest?.section.size ?? -1 { largest = (object, section) }
+            }
+        }
+        let size = "the image would span 0x\(String(layout.totalSize, radix: 16)) bytes, more than the maximum of \(Self.describe(size: maximumImageSize))"
+        guard let largest else { return LoadError(.outOfAddressSpace, file: objects[0].name, size) }
+        return LoadError(.outOfAddressSpace, file: largest.object.name, section: largest.section.name,
+                         "\(size); the largest section is 0x\(String(largest.section.size, radix: 16)) bytes")
+    }
+
+    /// `size` in GiB, MiB or bytes, whichever is whole.
+    static func describe(size: Int) -> String {
+        if size >= 1 << 30, size % (1 << 30) == 0 { return "\(size >> 30) GiB" }
+        if size >= 1 << 20, size % (1 << 20) == 0 { return "\(size >> 20) MiB" }
+        return "\(size) bytes"
     }
 
     /// Finds the map's address for every loaded section, and rejects lines that place nothing.
@@ -163,7 +188,7 @@ struct FixedPlacement {
         var cursor = items.compactMap { item in item.address.map { $0 + UInt64(item.size) } }.max() ?? StaticLinker.defaultBase
         for index in items.indices {
             if let address = items[index].address {
-                guard address <= UInt64.max - UInt64(items[index].size) - UInt64(Self.maximumImageSize) else {
+                guard address <= UInt64.max - UInt64(items[index].size) - UInt64(maximumImageSize) else {
                     throw LoadError(.badLinkMap, file: objects[0].name,
                                     "the link map places \(items[index].description) at 0x\(String(address, radix: 16)), too close to the end of the address space")
                 }

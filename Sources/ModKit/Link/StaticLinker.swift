@@ -18,9 +18,14 @@ public enum StaticLinker {
     /// past the end of the image.
     static let symbolGap: UInt64 = 0x10000
 
+    /// The largest image `modkit link` writes: 1 GiB.
+    public static let maximumImageSize = 1 << 30
+
     /// Links `images` as one module for `machine`, taking every address the map gives and
-    /// choosing the rest. Returns the image and the complete map.
-    public static func link(_ images: [ObjectImage], machine: Machine, map: LinkMap) throws(LoadError) -> StaticLink {
+    /// choosing the rest. Returns the image and the complete map. A layout or map that spans more
+    /// than `maximumImageSize` bytes fails.
+    public static func link(_ images: [ObjectImage], machine: Machine, map: LinkMap,
+                            maximumImageSize: Int = StaticLinker.maximumImageSize) throws(LoadError) -> StaticLink {
         guard !images.isEmpty else { throw LoadError(.noObjects, file: "", "no object files given") }
         var objects: [ObjectFile] = []
         for image in images { objects.append(try ObjectFile(image)) }
@@ -39,7 +44,8 @@ public enum StaticLinker {
         let symbols = try ModuleSymbols(objects: objects)
         var layout = try ModuleLayout(objects: objects, symbols: symbols, architecture: architecture,
                                       moduleStruct: LinkJob.moduleStructure)
-        let placement = FixedPlacement(objects: objects, symbols: symbols, architecture: architecture)
+        let placement = FixedPlacement(objects: objects, symbols: symbols, architecture: architecture,
+                                       maximumImageSize: maximumImageSize)
         let base = try placement.apply(map, to: &layout)
 
         let externals = chooseSymbolAddresses(symbols, map: map, imageEnd: base + UInt64(layout.totalSize))
@@ -53,17 +59,22 @@ public enum StaticLinker {
         let relocator = Relocator(objects: objects, symbols: symbols, layout: layout, resolved: resolved,
                                   architecture: architecture, base: base)
         try relocator.check()
-        let image = LinkImage(base: base, size: layout.totalSize)
-        defer { image.deallocate() }
-        relocator.copySections(into: image)
-        try relocator.apply(into: image)
+        // The relocations go straight into the returned array: an image may be up to 1 GiB.
+        var bytes = [UInt8](repeating: 0, count: layout.totalSize)
+        var failure: LoadError?
+        bytes.withUnsafeMutableBytes { buffer in
+            let image = LinkImage(base: base, bytes: buffer)
+            relocator.copySections(into: image)
+            do throws(LoadError) { try relocator.apply(into: image) } catch { failure = error }
+        }
+        if let failure { throw failure }
 
         var result = placement.map(layout: layout, base: base)
         result.target = machine
         for name in symbols.undefinedNames {
             result.symbols[name] = resolved.externalAddress(name, objects: objects)
         }
-        return StaticLink(image: Array(image.bytes.prefix(layout.totalSize)), map: result)
+        return StaticLink(image: bytes, map: result)
     }
 
     /// Returns the address of every undefined symbol: the map's, or a free slot past the image.
@@ -94,16 +105,10 @@ extension ResolvedSymbols {
     }
 }
 
-/// A zero-filled heap buffer standing in for module memory at `base`.
-final class LinkImage: LinkTarget {
+/// A buffer standing in for module memory at `base`.
+struct LinkImage: LinkTarget {
     let base: UInt64
     let bytes: UnsafeMutableRawBufferPointer
-
-    init(base: UInt64, size: Int) {
-        self.base = base
-        bytes = .allocate(byteCount: max(size, 1), alignment: 16)
-        bytes.initializeMemory(as: UInt8.self, repeating: 0)
-    }
 
     func pointer(_ address: UInt64) -> UnsafeMutableRawPointer {
         precondition(address >= base && address - base <= UInt64(bytes.count), "address 0x\(String(address, radix: 16)) is outside the image")
@@ -112,9 +117,5 @@ final class LinkImage: LinkTarget {
 
     var spans: [(start: UInt64, size: Int)] {
         [(base, bytes.count)]
-    }
-
-    func deallocate() {
-        bytes.deallocate()
     }
 }

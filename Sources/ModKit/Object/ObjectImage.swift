@@ -71,6 +71,19 @@ public final class ObjectImage: @unchecked Sendable {
     @inline(__always) func u32(_ offset: Int) -> UInt32 { UInt32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
     @inline(__always) func u64(_ offset: Int) -> UInt64 { UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
 
+    /// Returns whether the NUL-terminated string at `offset`, which the caller has checked lies in
+    /// a string table that ends with NUL, is valid UTF-8.
+    func isUTF8CString(at offset: Int) -> Bool {
+        var index = offset
+        while true {
+            let byte = u8(index)
+            if byte == 0 { return true }
+            if byte >= 0x80 { break }
+            index += 1
+        }
+        return String(validatingCString: (base + offset).assumingMemoryBound(to: CChar.self)) != nil
+    }
+
     /// The NUL-terminated string at `offset`, which the caller has checked lies in a string table
     /// that ends with NUL.
     func cString(at offset: Int) -> String {

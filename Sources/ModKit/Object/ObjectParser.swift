@@ -196,10 +196,24 @@ struct ObjectParser {
                                 "section contents at offset 0x\(String(section.offset, radix: 16)) size 0x\(String(section.size, radix: 16)) extend past the end of the file (\(image.count) bytes)")
             }
         }
+        // The file bounds the other sections; an SHT_NOBITS size is bounded here, so that the
+        // layout can add sizes without overflow: a module spans less than 2 GiB.
+        for section in sections where section.isAllocated && !section.hasFileContents {
+            guard section.size < Int(Int32.max) else {
+                throw LoadError(.outOfAddressSpace, file: file, section: section.name,
+                                "SHT_NOBITS section of 0x\(String(section.size, radix: 16)) bytes: a module with it needs at least \(section.size >> 20) MiB, more than fits within 32-bit reach of itself (2 GiB)")
+            }
+        }
     }
 
     private func checkSectionFlags(_ sections: [ObjectSection]) throws(LoadError) {
         for section in sections where section.isAllocated {
+            // An SHT_NULL header is inactive: its offset and size describe nothing in the file,
+            // so checkSectionBounds does not check them, and it must not be loaded.
+            if section.type == ELF.SHT_NULL {
+                throw LoadError(.unsupportedSection, file: file, section: section.name.isEmpty ? "section \(section.index)" : section.name,
+                                "section \(section.index) has type SHT_NULL but is allocated (SHF_ALLOC); an inactive section cannot be loaded")
+            }
             if section.isWritable && section.isExecutable {
                 throw LoadError(.writableAndExecutable, file: file, section: section.name,
                                 "section is both writable and executable (SHF_WRITE|SHF_EXECINSTR); modules are mapped W^X")
@@ -253,6 +267,12 @@ struct ObjectParser {
             guard nameOffset < names.size else {
                 throw LoadError(.badName, file: file, section: table.name, offset: UInt64(index * ELF.symbolSize),
                                 "name offset \(nameOffset) of symbol \(index) is outside the symbol string table (\(names.size) bytes)")
+            }
+            // Globals are merged, exported and looked up by their names as strings, which must
+            // therefore name them exactly.
+            guard info >> 4 == ELF.STB_LOCAL || image.isUTF8CString(at: names.offset + nameOffset) else {
+                throw LoadError(.badName, file: file, section: table.name, offset: UInt64(index * ELF.symbolSize),
+                                "name of global symbol \(index) '\(image.cString(at: names.offset + nameOffset))' is not valid UTF-8")
             }
             if sectionIndex == ELF.SHN_XINDEX {
                 guard let extendedIndices else {
