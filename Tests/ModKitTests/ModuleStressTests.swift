@@ -221,9 +221,40 @@ final class MapsCopies {
 
         /// The lines of the copy, or only those that overlap `ranges`.
         func lines(within ranges: [AreaSpan]?) -> Set<String> {
-            let all = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+            let all = Self.joiningMallocHeaps(String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init))
             guard let ranges else { return Set(all) }
             return Set(all.filter { StressRun.line($0, overlaps: ranges) })
+        }
+
+        /// Replaces each glibc malloc heap of another thread's arena, a 64 MiB reservation
+        /// whose used part grows in place (`rw-p`, then `---p` to the end), with one line.
+        /// A heap that grew by a page while module code or the cache allocated is not a
+        /// mapping the loader left behind.
+        static func joiningMallocHeaps(_ lines: [String]) -> [String] {
+            let heapSize: UInt64 = 64 << 20
+            var result: [String] = []
+            var index = 0
+            while index < lines.count {
+                if index + 1 < lines.count, let used = anonymousRange(lines[index], permissions: "rw-p"),
+                   let reserved = anonymousRange(lines[index + 1], permissions: "---p"),
+                   used.start % heapSize == 0, used.end == reserved.start, reserved.end == used.start + heapSize {
+                    result.append("\(String(used.start, radix: 16))-\(String(reserved.end, radix: 16)) malloc heap")
+                    index += 2
+                    continue
+                }
+                result.append(lines[index])
+                index += 1
+            }
+            return result
+        }
+
+        /// The range of an anonymous mapping line with `permissions`, or nil.
+        private static func anonymousRange(_ line: String, permissions: String) -> (start: UInt64, end: UInt64)? {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count == 5, fields[1] == permissions, fields[4] == "0" else { return nil }
+            let bounds = fields[0].split(separator: "-")
+            guard bounds.count == 2, let start = UInt64(bounds[0], radix: 16), let end = UInt64(bounds[1], radix: 16) else { return nil }
+            return (start, end)
         }
     }
 
