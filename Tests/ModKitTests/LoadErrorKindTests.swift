@@ -38,7 +38,7 @@ struct LoadErrorKindTests {
         .unreadableFile: Producer(message: "missing.o: cannot open: No such file or directory") { context in
             try await context.load([context.directory.file("missing.o")])
         },
-        .truncatedFile: Producer(message: "file is truncated: 40 bytes, shorter than an ELF header (64 bytes)") { context in
+        .truncatedFile: Producer(message: "file is truncated: 40 bytes, shorter than an ELF header (64 bytes); rebuild it with cc -c") { context in
             try await context.loadPatched { $0.bytes.removeSubrange(40...) }
         },
         .notELF: Producer(message: "not an ELF file (bad magic)") { context in

@@ -47,7 +47,7 @@ struct MalformedObjectTests {
         }
 
         #expect(error.kind == .truncatedFile)
-        #expect(error.description == "\(path): file is truncated: 40 bytes, shorter than an ELF header (64 bytes)")
+        #expect(error.description == "\(path): file is truncated: 40 bytes, shorter than an ELF header (64 bytes); rebuild it with cc -c")
     }
 
     @Test("truncated inside the section table")
@@ -91,6 +91,26 @@ struct MalformedObjectTests {
 
         #expect(error.kind == .notELF)
         #expect(error.description == "\(path): not an ELF file (bad magic); expected an object built with cc -c")
+    }
+
+    @Test("short text file is not ELF")
+    func shortTextFile() async throws {
+        let (path, _, error) = try await loadPatched { object in
+            object.bytes = Array("just text\n".utf8)
+        }
+
+        #expect(error.kind == .notELF)
+        #expect(error.description == "\(path): not an ELF file (bad magic); expected an object built with cc -c")
+    }
+
+    @Test("empty file")
+    func emptyFile() async throws {
+        let (path, _, error) = try await loadPatched { object in
+            object.bytes = []
+        }
+
+        #expect(error.kind == .truncatedFile)
+        #expect(error.description == "\(path): file is empty; expected an object built with cc -c")
     }
 
     @Test("ELFCLASS32")

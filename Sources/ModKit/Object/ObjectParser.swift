@@ -38,12 +38,18 @@ struct ObjectParser {
     // MARK: Header
 
     private func checkIdentification() throws(LoadError) {
+        guard image.count > 0 else {
+            throw LoadError(.truncatedFile, file: file, "file is empty; expected an object built with cc -c")
+        }
+        // The magic is checked first, on the bytes there are, so that a short text file is
+        // reported as not ELF rather than as a cut-off object.
+        let magic: [UInt8] = [0x7f, 0x45, 0x4c, 0x46]
+        guard (0 ..< min(image.count, magic.count)).allSatisfy({ image.u8($0) == magic[$0] }) else {
+            throw LoadError(.notELF, file: file, "not an ELF file (bad magic); expected an object built with cc -c")
+        }
         guard image.count >= ELF.headerSize else {
             throw LoadError(.truncatedFile, file: file,
-                            "file is truncated: \(image.count) bytes, shorter than an ELF header (64 bytes)")
-        }
-        guard image.u8(0) == 0x7f, image.u8(1) == 0x45, image.u8(2) == 0x4c, image.u8(3) == 0x46 else {
-            throw LoadError(.notELF, file: file, "not an ELF file (bad magic); expected an object built with cc -c")
+                            "file is truncated: \(image.count) bytes, shorter than an ELF header (64 bytes); rebuild it with cc -c")
         }
         guard image.u8(4) == ELF.classELF64 else {
             throw LoadError(.unsupportedClass, file: file,
