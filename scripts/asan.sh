@@ -33,8 +33,8 @@ reports="$(mktemp -d "${TMPDIR:-/tmp}/modkit-asan.XXXXXX")"
 trap 'rm -rf "$reports"' EXIT
 
 # log_path sends each process's reports to its own file, so that reports from child processes
-# are not lost in their captured output. LeakSanitizer is off, because at exit it reports
-# blocks that are still in use: reference cycles of Foundation's Process objects, the hosts
+# are not lost in their captured output. LeakSanitizer is off. At exit it reports blocks
+# that are still in use: reference cycles of Foundation's Process objects, the hosts
 # that tests deliberately keep alive, and module names that only module memory points to,
 # which LeakSanitizer does not scan. LeakTests checks for leaks in the plain run instead.
 export ASAN_OPTIONS="halt_on_error=1 detect_leaks=0 log_path=$reports/report ${ASAN_OPTIONS:-}"

@@ -57,7 +57,7 @@ struct ParsedArguments {
         values[long]
     }
 
-    /// Every value given for a repeatable option such as `--symvers FILE`.
+    /// Returns every value given for a repeatable option such as `--symvers FILE`.
     func values(_ long: String) -> [String] {
         allValues[long] ?? []
     }

@@ -497,8 +497,7 @@ struct DaemonTests {
 
         #expect(try await daemon.run(["insmod", "closed.o"]).status == 0)
         let tainted = try await daemon.run(["lsmod"])
-        let closedLine = tainted.standardOutput.split(separator: "\n").first { $0.hasPrefix("closed ") }
-        #expect(closedLine?.hasSuffix("  0 (P)") == true, "\(tainted)")
+        #expect(lsmodLine(tainted.standardOutput, module: "closed")?.hasSuffix("  0 (P)") == true, "\(tainted)")
         let refused = try await daemon.run(["rmmod", "closed"])
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.standardError == """

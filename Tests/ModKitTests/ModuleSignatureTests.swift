@@ -335,7 +335,7 @@ struct ModuleSignatureTests {
     }
 }
 
-/// The `sig_len` field of a signed file's trailer.
+/// Returns the `sig_len` field of a signed file's trailer.
 private func messageSize(_ bytes: [UInt8]) -> Int {
     let field = bytes[(bytes.count - signatureTrailerSize + 8) ..< (bytes.count - signatureTrailerSize + 12)]
     return field.reduce(0) { $0 << 8 | Int($1) }

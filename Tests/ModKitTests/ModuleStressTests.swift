@@ -248,7 +248,7 @@ final class MapsCopies {
             return result
         }
 
-        /// The range of an anonymous mapping line with `permissions`, or nil.
+        /// Returns the range of an anonymous mapping line with `permissions`, or nil.
         private static func anonymousRange(_ line: String, permissions: String) -> (start: UInt64, end: UInt64)? {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count == 5, fields[1] == permissions, fields[4] == "0" else { return nil }

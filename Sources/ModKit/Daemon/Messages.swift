@@ -4,7 +4,7 @@ import Glibc
 public enum Request: Sendable {
     case daemonInfo
     /// `name` names the image in messages (the file name the user gave). `options` skip
-    /// version checks, as `insmod -f` asks.
+    /// version checks, as `insmod -f` requests.
     case loadImage(name: String, image: ArraySlice<UInt8>, parameters: String, options: LoadOptions = [])
     /// The image is the file whose descriptor travels with the frame.
     case loadFile(name: String, parameters: String, options: LoadOptions = [])

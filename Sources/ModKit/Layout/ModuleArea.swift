@@ -6,7 +6,7 @@ public struct AreaSpan: Sendable, Equatable {
     public var size: Int
     public var end: UInt64 { start + UInt64(size) }
 
-    /// Whether the `size` bytes at `address` lie within the span.
+    /// Returns whether the `size` bytes at `address` lie within the span.
     func contains(_ address: UInt64, size: Int) -> Bool {
         start <= address && address <= end && UInt64(size) <= end - address
     }

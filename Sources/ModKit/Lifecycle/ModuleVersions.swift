@@ -26,7 +26,7 @@ struct SymbolVersions {
     /// The checks that a forced load skipped. Each taints the module with `F`.
     var forcedReasons: [String] = []
     /// The imports that could not be checked because the module has no CRC for them. Each
-    /// taints the module with `F` unless the host's options say otherwise.
+    /// taints the module with `F` unless the host's options turn that off.
     var unversionedReasons: [String] = []
 
     init() {}

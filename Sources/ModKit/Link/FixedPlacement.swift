@@ -126,7 +126,7 @@ struct FixedPlacement {
         return base
     }
 
-    /// The error for a layout larger than `maximumImageSize`, naming its largest section.
+    /// Returns the error for a layout larger than `maximumImageSize`, naming its largest section.
     private func imageTooLarge(_ layout: ModuleLayout) -> LoadError {
         var largest: (object: ObjectFile, section: ObjectSection)?
         for (objectIndex, object) in objects.enumerated() {

@@ -4,9 +4,9 @@ import Glibc
 /// device and inode, the size, and the modification and status change times in nanoseconds.
 ///
 /// The kernel sets `st_ctime` to the current time on every write, rename or `utimensat`, and
-/// no system call sets it to another value, so a file whose identity is unchanged was not
-/// written, unless two writes fell into one tick of the file system's clock. `isSettled(at:)`
-/// decides when that can no longer happen.
+/// no system call sets it to another value. A file whose identity is unchanged was therefore
+/// not written, unless two writes fell into one tick of the file system's clock.
+/// `isSettled(at:)` decides when that can no longer happen.
 struct FileIdentity: Equatable, Sendable {
     var path: String
     var device: UInt64
@@ -24,8 +24,8 @@ struct FileIdentity: Equatable, Sendable {
         changeTime = status.st_ctim
     }
 
-    /// The identity of the file at `path` now, or nil if it cannot be examined or is not a
-    /// regular file.
+    /// Returns the identity of the file at `path` now, or nil if it cannot be examined or is
+    /// not a regular file.
     static func current(path: String) -> FileIdentity? {
         var status = stat()
         guard stat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }

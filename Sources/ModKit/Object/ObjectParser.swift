@@ -202,8 +202,8 @@ struct ObjectParser {
                                 "section contents at offset 0x\(String(section.offset, radix: 16)) size 0x\(String(section.size, radix: 16)) extend past the end of the file (\(image.count) bytes)")
             }
         }
-        // The file bounds the other sections; an SHT_NOBITS size is bounded here, so that the
-        // layout can add sizes without overflow: a module spans less than 2 GiB.
+        // The file bounds the other sections. An SHT_NOBITS size is bounded here, so that the
+        // layout can add sizes without overflow, because a module spans less than 2 GiB.
         for section in sections where section.isAllocated && !section.hasFileContents {
             guard section.size < Int(Int32.max) else {
                 throw LoadError(.outOfAddressSpace, file: file, section: section.name,

@@ -8,8 +8,8 @@ extension KallsymsTable {
         forModule(named: module.name, objects: module.objects, symbolAddresses: module.symbolAddresses, span: module.memory.span)
     }
 
-    /// The table of a module named `name`, linked from `objects` into `span`, whose symbols
-    /// have the addresses `symbolAddresses`, before its `Module` exists.
+    /// Builds the table of a module named `name`, linked from `objects` into `span`, whose
+    /// symbols have the addresses `symbolAddresses`, before its `Module` exists.
     static func forModule(named name: String, objects: [ObjectFile], symbolAddresses: [[UInt64]], span: AreaSpan) -> KallsymsTable {
         var builder = Builder()
         for (objectIndex, object) in objects.enumerated() {

@@ -37,7 +37,7 @@ public enum KallsymsOwnerKind: Sendable {
 /// allocate nothing.
 ///
 /// Entries are sorted by address. Names are stored NUL-terminated in one buffer that the table
-/// owns, and a `KallsymsIndex` over both answers lookups by name and by address. The table is
+/// owns, and a `KallsymsIndex` over both serves lookups by name and by address. The table is
 /// immutable once built, so readers need no lock.
 public final class KallsymsTable: @unchecked Sendable {
     struct Entry {

@@ -4,7 +4,7 @@ public struct LoadStatistics: Sendable {
         case validate, layout = "lay out", resolve, relocate, protect, initialize = "init", main, exit, unmap
     }
 
-    /// What a load took from the load cache instead of computing it.
+    /// The parts of a load taken from the load cache instead of computed.
     public enum Reuse: String, Sendable {
         /// Nothing: the files were read and every stage ran.
         case none

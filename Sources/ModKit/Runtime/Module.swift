@@ -12,7 +12,7 @@ public final class Module: @unchecked Sendable {
     /// The host that loaded the module.
     public internal(set) weak var host: ModuleHost?
     public internal(set) var state: ModuleState = .unformed
-    /// Why the module cannot be fully trusted, such as a proprietary license (`P`).
+    /// The reasons the module cannot be fully trusted, such as a proprietary license (`P`).
     public internal(set) var taint: Taint = []
     /// Bytes of memory mapped for the module (init regions included until they are freed).
     public internal(set) var size: Int

@@ -1,7 +1,7 @@
 import Glibc
 import ModKit
 
-/// A file descriptor that a malformed request passes with `SCM_RIGHTS`; the runner opens it
+/// A file descriptor that a malformed request passes with `SCM_RIGHTS`. The runner opens it
 /// just before sending and closes it right after, so the daemon has the only copy.
 enum PassedDescriptor: CaseIterable {
     case directory

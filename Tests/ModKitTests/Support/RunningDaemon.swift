@@ -102,3 +102,8 @@ func compileExample(_ name: String, in directory: TemporaryDirectory) async thro
     guard result.status == 0 else { throw SubprocessError(description: "modkit build of example \(name) failed\n\(result)") }
     return output
 }
+
+/// Returns the line of `lsmod` output that lists module `name`, or nil when it is not listed.
+func lsmodLine(_ output: String, module name: String) -> Substring? {
+    output.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+}
