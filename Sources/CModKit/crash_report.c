@@ -83,18 +83,6 @@ static const char *signal_name(int signal)
     }
 }
 
-/* The owner whose range contains address, or NULL. */
-static const struct modkit_crash_owner *find_owner(const struct modkit_crash_table *table, unsigned long long address)
-{
-    if (table == NULL)
-        return NULL;
-    for (size_t o = 0; o < table->count; o++) {
-        if (table->owners[o].start <= address && address < table->owners[o].end)
-            return &table->owners[o];
-    }
-    return NULL;
-}
-
 /* The symbol of owner that contains address, or NULL. */
 static const struct modkit_crash_symbol *find_symbol(const struct modkit_crash_owner *owner, unsigned long long address)
 {
@@ -113,6 +101,30 @@ static const struct modkit_crash_symbol *find_symbol(const struct modkit_crash_o
     return address - symbol->address < symbol->size ? symbol : NULL;
 }
 
+/* The owner of the symbol that contains address, with that symbol in *symbol, or else the
+ * first owner whose range contains address, with *symbol NULL, or NULL. A module's range
+ * still covers its freed init memory, which a later module may occupy, so ranges overlap. */
+static const struct modkit_crash_owner *find_owner(const struct modkit_crash_table *table, unsigned long long address,
+                                                   const struct modkit_crash_symbol **symbol)
+{
+    const struct modkit_crash_owner *first = NULL;
+
+    *symbol = NULL;
+    if (table == NULL)
+        return NULL;
+    for (size_t o = 0; o < table->count; o++) {
+        const struct modkit_crash_owner *owner = &table->owners[o];
+        if (owner->start > address || address >= owner->end)
+            continue;
+        *symbol = find_symbol(owner, address);
+        if (*symbol != NULL)
+            return owner;
+        if (first == NULL)
+            first = owner;
+    }
+    return first;
+}
+
 /* Writes address as func+0x1c/0x80 [owner], or as a bare hex address when no symbol of the
  * published table contains it. A return address points after its call instruction, which
  * may be the last of the function, so it is looked up one byte earlier but printed as it
@@ -121,10 +133,10 @@ static void put_symbolized(const struct modkit_crash_table *table, unsigned long
 {
     unsigned long long lookup = address - (is_return ? 1 : 0);
     put_hex(address, 16);
-    const struct modkit_crash_owner *owner = find_owner(table, lookup);
+    const struct modkit_crash_symbol *symbol;
+    const struct modkit_crash_owner *owner = find_owner(table, lookup, &symbol);
     if (owner == NULL)
         return;
-    const struct modkit_crash_symbol *symbol = find_symbol(owner, lookup);
     if (symbol != NULL) {
         put(" ", 1);
         put_string(symbol->name);
@@ -227,9 +239,9 @@ static void put_backtrace(const struct modkit_crash_table *table, struct machine
     unsigned long long first_return = 0;
     if (frame != 0 && frame % sizeof(void *) == 0)
         first_return = ((const unsigned long long *)(uintptr_t)frame)[1];
-    const struct modkit_crash_owner *owner = find_owner(table, state.possible_return - 1);
-    if (state.possible_return != 0 && state.possible_return != first_return && owner != NULL
-        && find_symbol(owner, state.possible_return - 1) != NULL) {
+    const struct modkit_crash_symbol *possible_symbol;
+    const struct modkit_crash_owner *owner = find_owner(table, state.possible_return - 1, &possible_symbol);
+    if (state.possible_return != 0 && state.possible_return != first_return && owner != NULL && possible_symbol != NULL) {
         put(" ? ", 3);
         put_symbolized(table, state.possible_return, 1);
         put("\n", 1);

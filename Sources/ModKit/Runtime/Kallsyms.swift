@@ -53,9 +53,12 @@ public final class Kallsyms: @unchecked Sendable {
     /// The symbol that contains `address`, or nil.
     public func lookup(_ address: UInt64) -> Symbol? {
         let fromModule: Symbol? = moduleTables.withLock { tables in
+            // A module's range still covers its init memory after init, and the area may give
+            // those pages to a later module, so ranges can overlap and the search goes on.
             for table in tables where table.start <= address && address < table.end {
-                guard let index = table.index(containing: address) else { return nil }
-                return Symbol(table: table, index: index, offset: address - table.address(at: index))
+                if let index = table.index(containing: address) {
+                    return Symbol(table: table, index: index, offset: address - table.address(at: index))
+                }
             }
             return nil
         }
