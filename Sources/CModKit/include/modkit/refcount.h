@@ -247,14 +247,13 @@ static inline void __modkit_put_general(struct module *mod, unsigned long *count
  * the module's exit function takes to unregister itself. */
 static inline bool try_module_get(struct module *mod)
 {
-    /* Read first, on every path, so that the compiler can hoist it out of a loop. */
+    /* Both are computed first, on every path, so that the compiler can hoist them out of a
+     * loop even when it cannot tell whether mod is NULL. */
     unsigned long *counters = __modkit_thread_counters();
+    unsigned long *slot = __modkit_ref_fast_slot(mod, counters);
 
     if (mod == NULL)
         return true;
-
-    unsigned long *slot = __modkit_ref_fast_slot(mod, counters);
-
     if (__builtin_expect(slot == NULL, 0))
         return __modkit_try_get_general(mod, counters);
 
@@ -284,15 +283,11 @@ static inline void __module_get(struct module *mod)
 static inline void module_put(struct module *mod)
 {
     unsigned long *counters = __modkit_thread_counters();
-
-    if (mod == NULL)
-        return;
-
     unsigned long *slot = __modkit_ref_fast_slot(mod, counters);
 
     if (__builtin_expect(slot != NULL, 1))
         __modkit_ref_put_fast(counters, slot);
-    else
+    else if (mod != NULL)
         __modkit_put_general(mod, counters);
 }
 
