@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,4 +69,29 @@ int modkit_futex_wake(const unsigned int *word, int count)
 int modkit_gettid(void)
 {
     return (int)syscall(SYS_gettid);
+}
+
+int modkit_allowed_cpus(int *cpus, int capacity)
+{
+    cpu_set_t set;
+    int stored = 0;
+
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        return -errno;
+    for (int cpu = 0; cpu < CPU_SETSIZE && stored < capacity; cpu++) {
+        if (CPU_ISSET(cpu, &set))
+            cpus[stored++] = cpu;
+    }
+    return stored;
+}
+
+int modkit_bind_to_cpu(int cpu)
+{
+    cpu_set_t set;
+
+    if (cpu < 0 || cpu >= CPU_SETSIZE)
+        return -EINVAL;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : -errno;
 }

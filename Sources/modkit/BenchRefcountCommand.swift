@@ -28,7 +28,7 @@ struct BenchRefcountCommand: Command {
         """
     static let options = [
         OptionDefinition(long: "iterations", short: "n", valueName: "N",
-                         help: "get and put pairs per thread in one run (default 5000000)"),
+                         help: "get and put pairs per thread in one run (default 20000000)"),
         OptionDefinition(long: "runs", short: "r", valueName: "N",
                          help: "runs per loop figure, which is their median (default 5)"),
         OptionDefinition(long: "removals", valueName: "N",
@@ -49,7 +49,7 @@ struct BenchRefcountCommand: Command {
         if let extra = arguments.positionals.dropFirst().first ?? arguments.passthrough.first {
             throw UsageError("unexpected argument '\(extra)'")
         }
-        iterations = try Self.positiveValue(arguments, "iterations", default: 5_000_000)
+        iterations = try Self.positiveValue(arguments, "iterations", default: 20_000_000)
         runs = try Self.positiveValue(arguments, "runs", default: 5)
         removals = try Self.positiveValue(arguments, "removals", default: 500)
     }
