@@ -60,9 +60,9 @@ final class BenchThread: @unchecked Sendable {
     /// When the process may run on at least `count` CPUs, thread `index` is bound to the
     /// `index`th of them. Otherwise the scheduler may start two threads on one CPU and move one
     /// only milliseconds later, which a short run counts as if the threads did not scale. The
-    /// threads then spin for `warmUp` microseconds before they start, because a CPU that was idle runs
-    /// slower for its first milliseconds of work (by up to 1.8 times on the machine these
-    /// benchmarks were written on).
+    /// threads then spin for `warmUpMicroseconds` before they start, because a CPU that was
+    /// idle runs slower for its first milliseconds of work. On a two-CPU KVM guest the first
+    /// 10 to 20 ms ran up to 1.8 times slower.
     static func runTogether(_ count: Int, warmUpMicroseconds warmUp: UInt32 = 30_000, prepare: @escaping @Sendable () -> Void,
                             _ body: @escaping @Sendable (Int) -> Void) -> Duration {
         let ready = Atomic(0)

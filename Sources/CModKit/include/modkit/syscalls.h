@@ -39,8 +39,8 @@ int modkit_futex_wake(const unsigned int *word, int count);
 /* Returns the kernel thread id of the calling thread. */
 int modkit_gettid(void);
 
-/* Stores in cpus, in ascending order, up to capacity of the CPUs that the calling thread may
- * run on. Returns how many it stored, or -errno. */
+/* Stores the CPUs that the calling thread may run on in cpus, in ascending order and at most
+ * capacity of them. Returns how many it stored, or -errno. */
 int modkit_allowed_cpus(int *cpus, int capacity);
 
 /* Binds the calling thread to one CPU. Returns 0 or -errno. */
