@@ -81,6 +81,28 @@ struct KallsymsIndexTests {
         #expect(mismatches.isEmpty, "first mismatches: \(mismatches.prefix(5))")
     }
 
+    @Test("names one byte apart stay apart")
+    func namesOneByteApart() {
+        // Each name is a prefix of the next ("a", "ab", "abc"), so a lookup must compare lengths.
+        // The lengths cover every way the hash and the comparison read the last bytes.
+        let symbols = (1 ... 40).map { length in
+            KallsymsSymbol(name: String((0 ..< length).map { Character(Unicode.Scalar(UInt8(97 + $0 % 26))) }),
+                           address: Self.start + UInt64(length) * 16, size: 16, type: UInt8(ascii: "T"))
+        }
+        let table = KallsymsTable(ownerName: "prefixes", kind: .module, start: Self.start, end: Self.end, symbols: symbols)
+
+        for index in 0 ..< table.count {
+            let name = Array(table.name(at: index).utf8)
+            #expect(table.index(named: table.name(at: index)) == index)
+            for position in name.indices {
+                var changed = name
+                changed[position] ^= 0x20
+                let changedName = String(decoding: changed, as: UTF8.self)
+                #expect(table.index(named: changedName) == nil, "found \(changedName)")
+            }
+        }
+    }
+
     @Test("empty table finds nothing")
     func emptyTable() {
         let table = KallsymsTable(ownerName: "empty", kind: .module, start: Self.start, end: Self.end, symbols: [])

@@ -135,25 +135,60 @@ struct KallsymsIndex: @unchecked Sendable {
         guard slot.tagAndEntry >> 32 == hash >> 32, Int(truncatingIfNeeded: slot.offsetAndLength & 0xffff_ffff) == length else {
             return false
         }
-        return memcmp(names + Int(truncatingIfNeeded: slot.offsetAndLength >> 32), name, length) == 0
+        return Self.equal(names + Int(truncatingIfNeeded: slot.offsetAndLength >> 32), name, length)
     }
 
-    /// Returns a 64-bit hash of the `length` bytes at `bytes`, mixing eight bytes per step.
+    /// Returns whether the `length` bytes at `first` and at `second` are the same. Names of
+    /// eight bytes or more are compared a word at a time, the last word overlapping the one
+    /// before it, with one branch at the end.
+    @inline(__always)
+    static func equal(_ first: UnsafePointer<UInt8>, _ second: UnsafePointer<UInt8>, _ length: Int) -> Bool {
+        guard length >= 8 else { return memcmp(first, second, length) == 0 }
+        let first = UnsafeRawPointer(first)
+        let second = UnsafeRawPointer(second)
+        var difference: UInt64 = 0
+        var offset = 0
+        while offset + 8 < length {
+            difference |= first.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                ^ second.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        difference |= first.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
+            ^ second.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
+        return difference == 0
+    }
+
+    /// Returns a 64-bit hash of the `length` bytes at `bytes`. Each step mixes in eight bytes
+    /// with one multiplication, and the last eight bytes overlap the step before, so no byte is
+    /// read outside the name and no byte loop runs for names of four bytes or more.
     @inline(__always)
     static func hash(_ bytes: UnsafePointer<UInt8>, _ length: Int) -> UInt64 {
         let raw = UnsafeRawPointer(bytes)
-        var hash = 0x9e37_79b9_7f4a_7c15 ^ UInt64(length)
-        var offset = 0
-        while offset + 8 <= length {
-            hash = mix(hash ^ raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-            offset += 8
-        }
-        if offset < length {
-            var tail: UInt64 = 0
-            for index in offset ..< length { tail |= UInt64(bytes[index]) << (8 * UInt64(index - offset)) }
-            hash = mix(hash ^ tail)
+        var hash = 0x9e37_79b9_7f4a_7c15 ^ UInt64(truncatingIfNeeded: length)
+        if length >= 8 {
+            var offset = 0
+            while offset + 8 < length {
+                hash = step(hash, raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                offset += 8
+            }
+            hash = step(hash, raw.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self))
+        } else if length >= 4 {
+            let low = UInt64(raw.loadUnaligned(as: UInt32.self))
+            let high = UInt64(raw.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self))
+            hash = step(hash, low | high << 32)
+        } else if length > 0 {
+            let first = UInt64(bytes[0])
+            let middle = UInt64(bytes[length >> 1])
+            let last = UInt64(bytes[length - 1])
+            hash = step(hash, first | middle << 8 | last << 16)
         }
         return mix(hash)
+    }
+
+    @inline(__always)
+    private static func step(_ hash: UInt64, _ word: UInt64) -> UInt64 {
+        let product = (hash ^ word) &* 0x9fb2_1c65_1e98_df25
+        return product ^ (product >> 32)
     }
 
     @inline(__always)
