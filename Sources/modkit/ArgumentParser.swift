@@ -62,6 +62,24 @@ struct ParsedArguments {
         allValues[long] ?? []
     }
 
+    /// Returns the value of option `long` as an integer in `range`, or `defaultValue` when the
+    /// option is absent. Throws a usage error that names the option and the range otherwise.
+    func integer(_ long: String, default defaultValue: Int, in range: ClosedRange<Int> = 1 ... Int.max) throws(UsageError) -> Int {
+        guard let text = value(long) else { return defaultValue }
+        guard let number = Int(text), range.contains(number) else {
+            let expected: String
+            if range == 1 ... Int.max {
+                expected = "a positive integer"
+            } else if range.upperBound == Int.max {
+                expected = "an integer of at least \(range.lowerBound)"
+            } else {
+                expected = "an integer from \(range.lowerBound) to \(range.upperBound)"
+            }
+            throw UsageError("invalid value '\(text)' for --\(long); expected \(expected)")
+        }
+        return number
+    }
+
     private mutating func record(_ long: String, value: String) {
         values[long] = value
         allValues[long, default: []].append(value)

@@ -39,17 +39,9 @@ struct BenchKallsymsCommand: Command {
         if let extra = arguments.positionals.dropFirst().first ?? arguments.passthrough.first {
             throw UsageError("unexpected argument '\(extra)'")
         }
-        symbolCount = try Self.positiveInteger(arguments, "symbols", default: 100_000)
-        lookupCount = try Self.positiveInteger(arguments, "lookups", default: 1_000_000)
-        runCount = try Self.positiveInteger(arguments, "runs", default: 7)
-    }
-
-    private static func positiveInteger(_ arguments: ParsedArguments, _ option: String, default value: Int) throws(UsageError) -> Int {
-        guard let text = arguments.value(option) else { return value }
-        guard let number = Int(text), number >= 1 else {
-            throw UsageError("invalid value '\(text)' for --\(option); expected a positive integer")
-        }
-        return number
+        symbolCount = try arguments.integer("symbols", default: 100_000)
+        lookupCount = try arguments.integer("lookups", default: 1_000_000)
+        runCount = try arguments.integer("runs", default: 7)
     }
 
     func run() -> Int32 {

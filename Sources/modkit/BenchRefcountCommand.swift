@@ -49,17 +49,9 @@ struct BenchRefcountCommand: Command {
         if let extra = arguments.positionals.dropFirst().first ?? arguments.passthrough.first {
             throw UsageError("unexpected argument '\(extra)'")
         }
-        iterations = try Self.positiveValue(arguments, "iterations", default: 20_000_000)
-        runs = try Self.positiveValue(arguments, "runs", default: 5)
-        removals = try Self.positiveValue(arguments, "removals", default: 500)
-    }
-
-    private static func positiveValue(_ arguments: ParsedArguments, _ option: String, default value: Int) throws(UsageError) -> Int {
-        guard let text = arguments.value(option) else { return value }
-        guard let number = Int(text), number >= 1 else {
-            throw UsageError("invalid value '\(text)' for --\(option); expected a positive integer")
-        }
-        return number
+        iterations = try arguments.integer("iterations", default: 20_000_000)
+        runs = try arguments.integer("runs", default: 5)
+        removals = try arguments.integer("removals", default: 500)
     }
 
     func run() -> Int32 {

@@ -50,14 +50,7 @@ struct ExecCommand: Command {
         printsStatistics = arguments.contains("stats")
         signatures = try SignatureOptions(arguments: arguments)
 
-        if let text = arguments.value("repeat") {
-            guard let count = Int(text), count >= 1 else {
-                throw UsageError("invalid value '\(text)' for --repeat; expected a positive integer")
-            }
-            repeatCount = count
-        } else {
-            repeatCount = 1
-        }
+        repeatCount = try arguments.integer("repeat", default: 1)
     }
 
     func run() -> Int32 {

@@ -67,12 +67,7 @@ struct HostCommand: Command {
         }
         configuration.shutdownTimeout = try Self.seconds(arguments.value("shutdown-timeout"), option: "shutdown-timeout") ?? .seconds(10)
         configuration.readTimeout = try Self.seconds(arguments.value("read-timeout"), option: "read-timeout", allowsZero: false) ?? .seconds(10)
-        if let text = arguments.value("max-clients") {
-            guard let count = Int(text), count > 0 else {
-                throw UsageError("invalid value '\(text)' for --max-clients; expected a positive integer")
-            }
-            configuration.maxClients = count
-        }
+        configuration.maxClients = try arguments.integer("max-clients", default: configuration.maxClients)
         signatures = try SignatureOptions(arguments: arguments)
         configuration.signatureEnforced = signatures.enforced
         detaches = arguments.contains("daemon")

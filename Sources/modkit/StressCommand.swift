@@ -61,22 +61,12 @@ struct StressCommand: Command {
         objects = arguments.positionals
         commandArguments = arguments.passthrough
         verbose = arguments.contains("verbose")
-        cycles = try Self.integer(arguments, "cycles", default: 1000, in: 1 ... Int.max)
-        callers = try Self.integer(arguments, "callers", default: 2, in: 1 ... Self.maximumCallers)
+        cycles = try arguments.integer("cycles", default: 1000)
+        callers = try arguments.integer("callers", default: 2, in: 1 ... Self.maximumCallers)
         if let name = arguments.value("command"), name.isEmpty {
             throw UsageError("invalid value '' for --command; expected a command name")
         }
         commandName = arguments.value("command")
-    }
-
-    private static func integer(_ arguments: ParsedArguments, _ option: String, default value: Int,
-                                in range: ClosedRange<Int>) throws(UsageError) -> Int {
-        guard let text = arguments.value(option) else { return value }
-        guard let number = Int(text), range.contains(number) else {
-            let expected = range.upperBound == Int.max ? "a positive integer" : "an integer from \(range.lowerBound) to \(range.upperBound)"
-            throw UsageError("invalid value '\(text)' for --\(option); expected \(expected)")
-        }
-        return number
     }
 
     func run() -> Int32 {
