@@ -242,6 +242,46 @@ struct LoaderTests {
         }
     }
 
+    @Test("module header before standard headers", arguments: CCompiler.allCases)
+    func moduleHeaderFirst(_ compiler: CCompiler) async throws {
+        let directory = try TemporaryDirectory(prefix: "header-first")
+        defer { directory.remove() }
+        // glibc's <stdlib.h> and libstdc++'s <numeric> and <memory> name members and
+        // parameters __init, which the header defines as a section attribute.
+        let object = try await ObjectBuilder.compile("""
+            #include <modkit/module.h>
+            #include <stdlib.h>
+            #include <iostream>
+            #include <memory>
+            #include <numeric>
+            #include <string>
+            #include <vector>
+            MODULE_LICENSE("GPL");
+            static int total;
+            static int __init start() {
+                std::vector<int> values{1, 2, 3, 4};
+                std::string label("sum");
+                total = std::accumulate(values.begin(), values.end(), 0) + static_cast<int>(label.size());
+                return 0;
+            }
+            static void __exit stop() {}
+            module_init(start);
+            module_exit(stop);
+            extern "C" int header_first_total() { return total; }
+            """, language: .cPlusPlus, compiler: compiler,
+            flags: ["-std=c++17"] + ObjectBuilder.moduleFlags, name: "header_first", in: directory)
+        let log = LogCollector()
+
+        try await withModuleArea {
+            let host = ModuleHost(options: log.hostOptions())
+            defer { host.removeAll() }
+            let module = try host.load(files: [object])
+
+            #expect(try module.function("header_first_total", as: IntFunction.self)() == 13)
+            try host.remove(module.name)
+        }
+    }
+
     @Test("reference into a discarded COMDAT copy is rejected")
     func discardedGroupReference() async throws {
         let directory = try TemporaryDirectory(prefix: "comdat")

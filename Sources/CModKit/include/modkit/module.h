@@ -15,6 +15,17 @@
 #include <stdbool.h>
 #endif
 
+/* Names such as __init are reserved for the C library, and glibc's <stdlib.h> and libstdc++'s
+ * <memory> and <numeric> use __init as a member or parameter name. Including them before the
+ * section macros below exist lets a module include them after this header.
+ * NOTE: libstdc++'s <regex> and <execution> use the name too; a C++ module must include them
+ * before this header. */
+#include <stdlib.h>
+#ifdef __cplusplus
+#include <memory>
+#include <numeric>
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
