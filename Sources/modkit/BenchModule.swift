@@ -115,6 +115,15 @@ enum BenchModule {
         return objectPath
     }
 
+    /// Returns the first line that `compiler --version` prints, such as
+    /// `cc (Debian 12.2.0-14) 12.2.0`, or nil when it prints nothing or fails.
+    static func compilerVersion(in directory: String) -> String? {
+        let logPath = directory + "/version.log"
+        guard run([compiler, "--version"], log: logPath) == 0 else { return nil }
+        let line = readFile(logPath).prefix { $0 != "\n" }
+        return line.isEmpty ? nil : String(line)
+    }
+
     /// Runs a program found on `PATH` with its output sent to `log`, and returns its exit status,
     /// or -1 if it cannot be started.
     private static func run(_ arguments: [String], log: String) -> Int32 {

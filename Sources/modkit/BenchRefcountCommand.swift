@@ -70,7 +70,7 @@ struct BenchRefcountCommand: Command {
             // The benchmark's module is compiled with plain cc, without symbol versions.
             options.taintsUnversionedModules = false
             let host = ModuleHost(options: options)
-            let report = try measure(host: host, object: object)
+            let report = try measure(host: host, object: object, compilerVersion: BenchModule.compilerVersion(in: directory))
             print(report, terminator: "")
             return ExitStatus.success
         } catch {
@@ -79,12 +79,13 @@ struct BenchRefcountCommand: Command {
         }
     }
 
-    private func measure(host: ModuleHost, object: String) throws -> String {
+    private func measure(host: ModuleHost, object: String, compilerVersion: String?) throws -> String {
         let module = try host.load(files: [object])
         // The benchmark threads call into the module, so they hold this reference meanwhile.
         guard module.tryGet() else { throw BenchmarkError(description: "module \(module.name) is not live after its init") }
         let benchmarks = RefcountBenchmarks(host: host, module: module, iterations: iterations, runs: runs)
-        var figures = RefcountFigures(mode: host.referenceCountingMode, compiler: BenchModule.compiler, iterations: iterations,
+        var figures = RefcountFigures(mode: host.referenceCountingMode, compiler: BenchModule.compiler,
+                                      compilerVersion: compilerVersion, iterations: iterations,
                                       runs: runs, removals: removals)
 
         for threads in [1, 2] {
@@ -117,6 +118,8 @@ struct RefcountFigures {
     var mode: String
     /// The compiler that built the C module.
     var compiler: String
+    /// The first line of the compiler's `--version` output.
+    var compilerVersion: String?
     var iterations: Int
     var runs: Int
     var removals: Int
@@ -135,7 +138,7 @@ struct RefcountFigures {
 
     func report() -> String {
         var text = "reference counting mode: \(mode)\n"
-        text += "C module compiled with: \(compiler) -O2 -fPIC\n\n"
+        text += "C module compiled with: \(compiler) -O2 -fPIC\(compilerVersion.map { " (\($0))" } ?? "")\n\n"
         text += "ns per get and put pair, median of \(runs) runs of \(iterations) pairs per thread\n"
         text += row("", "1 thread", "2 threads")
         text += row("ModKit from C", moduleFromC)

@@ -36,6 +36,10 @@ enum Tool {
                 printHelp()
                 return ExitStatus.success
             }
+            if arguments[1] == "bench" {
+                printBenchmarkHelp()
+                return ExitStatus.success
+            }
             guard let command = command(named: arguments[1]) else { return reportUnknown(arguments[1]) }
             return command.main(["--help"])
         case "--version":
@@ -43,6 +47,10 @@ enum Tool {
         case "bench":
             // Each benchmark is its own command with its own options; the word after
             // `bench` picks it.
+            if arguments.count > 1, arguments[1] == "-h" || arguments[1] == "--help" {
+                printBenchmarkHelp()
+                return ExitStatus.success
+            }
             guard arguments.count > 1, let benchmark = benchmarks[arguments[1]] else {
                 let names = benchmarks.keys.sorted().joined(separator: ", ")
                 let given = arguments.count > 1 ? "unknown benchmark '\(arguments[1])'" : "missing benchmark name"
@@ -72,6 +80,16 @@ enum Tool {
             text += "  \(label)\(String(repeating: " ", count: max(width - label.count, 0) + 2))\(benchmarks[name]!.summary)\n"
         }
         text += "\nRun 'modkit COMMAND --help' for a command's options.\n"
+        print(text, terminator: "")
+    }
+
+    private static func printBenchmarkHelp() {
+        var text = "usage: modkit bench NAME [OPTIONS]\n\nbenchmarks:\n"
+        let width = benchmarks.keys.map(\.count).max() ?? 0
+        for name in benchmarks.keys.sorted() {
+            text += "  \(name)\(String(repeating: " ", count: width - name.count + 2))\(benchmarks[name]!.summary)\n"
+        }
+        text += "\nRun 'modkit bench NAME --help' for a benchmark's options and the rows it prints.\n"
         print(text, terminator: "")
     }
 
