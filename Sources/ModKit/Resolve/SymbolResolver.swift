@@ -212,10 +212,17 @@ struct SymbolResolver {
             let more = (counts[name] ?? 0) - (references[name]?.count ?? 0)
             if more > 0 { lines.append(">>> referenced \(more) more times") }
         }
-        let hint = processPolicy == .allowAll
-            ? "load the modules that export them first"
-            : "load the modules that export them first, or allow them in the host's process symbol policy"
-        lines.append("\(missing.count) undefined symbol\(missing.count == 1 ? "" : "s"); \(hint)")
+        let refusedCount = missing.filter { refusedGPLOnly[$0] != nil }.count
+        var hints: [String] = []
+        if refusedCount < missing.count {
+            hints.append(processPolicy == .allowAll
+                ? "load the modules that export them first"
+                : "load the modules that export them first, or allow them in the host's process symbol policy")
+        }
+        if refusedCount > 0 {
+            hints.append("a module needs a GPL-compatible MODULE_LICENSE to use GPL-only exports")
+        }
+        lines.append("\(missing.count) undefined symbol\(missing.count == 1 ? "" : "s"); \(hints.joined(separator: "; "))")
         return LoadError(.undefinedSymbols, file: "",
                          symbol: missing.first, lines.joined(separator: "\n"))
     }
