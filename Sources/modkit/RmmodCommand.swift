@@ -56,6 +56,11 @@ struct RmmodCommand: Command {
         case EBUSY where !users.isEmpty:
             throw ToolFailure("Module \(name) is in use by: \(users.joined(separator: " "))")
         case EBUSY:
+            // A refusal for references held carries the count, and its message contains nothing
+            // more. Other refusals explain themselves on a second line.
+            if let count = try? reply.fields.int64(.referenceCount), count > 0 {
+                throw ToolFailure("Module \(name) is in use (reference count \(count))")
+            }
             throw ToolFailure(["Module \(name) is in use", reply.message])
         case ENOSYS:
             throw ToolFailure(["Module unloading is not supported", reply.message])

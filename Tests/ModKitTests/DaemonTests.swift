@@ -400,8 +400,7 @@ struct DaemonTests {
         let refused = try await daemon.run(["rmmod", "commands"])
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.standardError == """
-            modkit rmmod: ERROR: Module commands is in use
-            module commands is in use (reference count 1)
+            modkit rmmod: ERROR: Module commands is in use (reference count 1)
 
             """, "\(refused)")
 
