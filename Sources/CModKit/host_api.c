@@ -199,7 +199,7 @@ void __symbol_put(const char *name)
 
     if (ops == NULL || ops->put_symbol == NULL || name == NULL)
         return;
-    ops->put_symbol(name);
+    ops->put_symbol(name, __builtin_return_address(0));
 }
 
 int modkit_register_command(struct modkit_command *command)

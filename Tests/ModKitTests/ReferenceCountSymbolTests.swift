@@ -32,6 +32,22 @@ struct ReferenceCountSymbolTests {
         #expect(test.host.symbolGet("refcount_nobody_exports") == nil)
     }
 
+    @Test("symbol_put with no exporter warns")
+    func symbolPutWithoutExporter() async throws {
+        let test = try ModuleTestHost()
+        defer { test.finish() }
+        _ = try await test.load(commandModule("put_missing", body: """
+            symbol_put(refcount_nobody_exports);
+            return 0;
+            """, declarations: "extern int refcount_nobody_exports(void);\n"), name: "put_missing")
+
+        let result = try test.host.callCommand("put_missing")
+
+        #expect(result.status == 0)
+        #expect(test.log.messages(of: "put_missing").contains(
+            "symbol_put: no module exports refcount_nobody_exports, so there is no reference to drop; was its module removed by force?"))
+    }
+
     @Test("symbol_get of a module in its init is NULL")
     func symbolGetDuringInit() async throws {
         let test = try ModuleTestHost()

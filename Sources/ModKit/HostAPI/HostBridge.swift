@@ -30,7 +30,7 @@ enum HostBridge {
                     HostBridge.log(owner: owner, level: Int(level), text: text, length: length, returnAddress: returnAddress)
                 },
                 get_symbol: { name in HostBridge.getSymbol(name) },
-                put_symbol: { name in HostBridge.putSymbol(name) },
+                put_symbol: { name, returnAddress in HostBridge.putSymbol(name, returnAddress: returnAddress) },
                 register_command: { command in HostBridge.registerCommand(command) },
                 unregister_command: { command in HostBridge.unregisterCommand(command) },
                 call_command: { caller, name, argc, argv, output, status in
@@ -74,10 +74,14 @@ enum HostBridge {
         return nil
     }
 
-    private static func putSymbol(_ name: UnsafePointer<CChar>?) {
+    private static func putSymbol(_ name: UnsafePointer<CChar>?, returnAddress: UnsafeMutableRawPointer?) {
         guard let name else { return }
         let symbol = String(cString: name)
         for host in HostDirectory.all where host.symbolPut(symbol) { return }
+        // Linux stops with a BUG here. The reference is already gone, for example with a
+        // module removed by force, so a warning in the caller's log is enough.
+        guard let caller = HostDirectory.module(containing: address(returnAddress)), let host = caller.host else { return }
+        host.log(4, module: caller.name, "symbol_put: no module exports \(symbol), so there is no reference to drop; was its module removed by force?")
     }
 
     private static func registerExitHandler(_ function: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?, argument: UnsafeMutableRawPointer?,

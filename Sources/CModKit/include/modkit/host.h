@@ -34,8 +34,9 @@ struct modkit_host_ops {
      * reference on its module, or NULL. Not named symbol_get because
      * module.h defines that as a macro. */
     void *(*get_symbol)(const char *name);
-    /* Backs __symbol_put. */
-    void (*put_symbol)(const char *name);
+    /* Backs __symbol_put. return_address is the caller's, from which the host
+     * finds the module whose log gets a warning when nothing exports name. */
+    void (*put_symbol)(const char *name, void *return_address);
     /* Returns 0 or -errno. */
     int (*register_command)(struct modkit_command *command);
     void (*unregister_command)(struct modkit_command *command);
