@@ -129,7 +129,7 @@ extension DaemonServer {
                 let object = try ObjectFile(image.withoutSignature())
                 moduleName = ModuleInfo.moduleName(info: ModuleInfo(objects: [object]), firstFile: name)
             } catch {
-                throw loadFailure(error, peer: peer)
+                throw loadFailure(error, name: name, peer: peer)
             }
             return try loadGates.withGate(moduleName) { () throws(RequestFailure) -> Result<FieldWriter, RequestFailure> in
                 var statistics = LoadStatistics()
@@ -137,7 +137,7 @@ extension DaemonServer {
                 do throws(LoadError) {
                     module = try host.load([image], parameters: parameters, options: options, statistics: &statistics)
                 } catch {
-                    throw loadFailure(error, peer: peer)
+                    throw loadFailure(error, name: name, peer: peer)
                 }
                 log.log(5, module: nil, "loaded module \(module.name) from \(name) (\(module.size) bytes) for pid \(peer.pid) uid \(peer.uid)")
                 let record = host.registry.withLock { _ in Self.record(module) }
@@ -148,8 +148,10 @@ extension DaemonServer {
         }
     }
 
-    private func loadFailure(_ error: LoadError, peer: PeerCredentials) -> RequestFailure {
-        log.log(3, module: nil, "load for pid \(peer.pid) uid \(peer.uid) failed: \(error)")
+    private func loadFailure(_ error: LoadError, name: String, peer: PeerCredentials) -> RequestFailure {
+        // Errors about the module as a whole, such as undefined symbols, name no file.
+        let detail = error.location.isEmpty ? "\(name): \(error)" : "\(error)"
+        log.log(3, module: nil, "load for pid \(peer.pid) uid \(peer.uid) failed: \(detail)")
         return RequestFailure(status: error.errnoValue, message: error.description)
     }
 
