@@ -11,8 +11,8 @@ struct ModinfoCommand: Command {
         MODULE_DESCRIPTION, MODULE_VERSION and MODULE_ALIAS values, its other .modinfo
         fields, depends (from modules.dep beside the file), vermagic (the module ABI
         version it was built for), for a signed file sig_id, signer, sig_key and
-        sig_hashalgo, and parm, one 'key:  value' line
-        each with the key padded to 16 columns. With -F only the values of FIELD are
+        sig_hashalgo, and parm, one 'key:  value' line each with the key padded to 16
+        columns. With -F only the values of FIELD are
         printed, one per line.
 
         An argument that contains '/' or ends in '.o' is a file. Otherwise it is a module name
