@@ -60,9 +60,12 @@ static void *record_get_symbol(const char *name)
     return strcmp(name, "symbol_value") == 0 ? &symbol_value : NULL;
 }
 
-static void record_put_symbol(const char *name)
+static void *last_put_return_address;
+
+static void record_put_symbol(const char *name, void *return_address)
 {
     last_symbol_name = name;
+    last_put_return_address = return_address;
     symbol_puts++;
 }
 
@@ -383,6 +386,7 @@ static void test_symbol_get_forwarded(void)
           last_symbol_name);
     __symbol_put("symbol_value");
     CHECK(symbol_puts == 1, "put not forwarded");
+    CHECK(last_put_return_address != NULL, "no return address forwarded");
     CHECK(__symbol_get(NULL) == NULL, "NULL name");
 
     /* The macro passes the spelling of its argument. */
