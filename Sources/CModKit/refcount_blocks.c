@@ -157,6 +157,13 @@ static unsigned long *claim_thread_counters(void)
     return counters;
 }
 
+int modkit_ref_prepare_thread(void)
+{
+    if (thread_counters != NULL || claim_thread_counters() != NULL)
+        return 0;
+    return -ENOMEM;
+}
+
 void __modkit_ref_count_slow(unsigned int counter)
 {
     /* Inline code may call this with a block pointer it read before the thread claimed its

@@ -200,6 +200,30 @@ static void test_get_and_put_on_different_threads(void)
     CHECK(module_refcount(mod) == 0, "count %lu after another thread put", module_refcount(mod));
 }
 
+static void *prepare_then_count(void *argument)
+{
+    struct transfer *transfer = argument;
+    size_t blocks;
+
+    CHECK(modkit_ref_prepare_thread() == 0, "preparing the thread failed");
+    blocks = modkit_ref_block_count();
+    CHECK(modkit_ref_prepare_thread() == 0, "preparing the thread a second time failed");
+    CHECK(try_module_get(transfer->mod), "get failed");
+    module_put(transfer->mod);
+    CHECK(modkit_ref_block_count() == blocks, "the first count mapped a block (%zu, was %zu)",
+          modkit_ref_block_count(), blocks);
+    return NULL;
+}
+
+static void test_prepare_thread(void)
+{
+    struct module *mod = new_live_module("prepare");
+    struct transfer transfer = {mod, 0};
+
+    pthread_join(start_thread(prepare_then_count, &transfer), NULL);
+    CHECK(modkit_ref_sum(mod->ref_index) == 0, "sum %ld", modkit_ref_sum(mod->ref_index));
+}
+
 static void test_thread_exit_keeps_counts(void)
 {
     struct module *mod = new_live_module("exit");
@@ -929,6 +953,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_threads_balance);
     RUN_TEST(test_get_and_put_on_different_threads);
     RUN_TEST(test_thread_exit_keeps_counts);
+    RUN_TEST(test_prepare_thread);
     RUN_TEST(test_cxx_inline_functions);
     RUN_TEST(test_signal_handler_interrupting_counts);
     RUN_TEST(test_first_count_in_signal_handler);

@@ -57,6 +57,15 @@ extension ModuleHost {
         options.unloadEnabled ? HostBridge.referenceMode : "no-unload"
     }
 
+    /// Gives the calling thread its reference counter block now, so that its first `tryGet`
+    /// or `try_module_get` maps no memory. Call it after a host exists, for example at the
+    /// start of a thread with latency limits. Returns false when no block could be mapped,
+    /// and the thread's counts then go to a slower block shared by such threads.
+    @discardableResult
+    public static func prepareCurrentThread() -> Bool {
+        modkit_ref_prepare_thread() == 0
+    }
+
     /// Looks up an export of a live module and takes a reference on its module
     /// (`symbol_get`); nil when no live module exports `name`. Balance with `symbolPut`.
     ///

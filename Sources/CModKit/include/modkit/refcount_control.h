@@ -82,6 +82,11 @@ int modkit_ref_reset_slot(unsigned int ref_index);
 /* Returns the number of per-thread counter blocks mapped so far. */
 size_t modkit_ref_block_count(void);
 
+/* Gives the calling thread its counter block now, unless it has one, so that its first
+ * try_module_get does not map one. Returns 0, or -ENOMEM when no block could be mapped. The
+ * thread's counts then go to a shared block updated with atomic adds. */
+int modkit_ref_prepare_thread(void);
+
 #ifdef __cplusplus
 }
 #endif
