@@ -88,13 +88,12 @@ struct BenchRefcountCommand: Command {
                                       compilerVersion: compilerVersion, iterations: iterations,
                                       runs: runs, removals: removals)
 
-        for threads in [1, 2] {
-            figures.moduleFromC[threads] = benchmarks.moduleFromC(threads: threads)
-            figures.moduleFromSwift[threads] = benchmarks.moduleFromSwift(threads: threads)
-            figures.sharedAtomic[threads] = benchmarks.sharedAtomicCounter(threads: threads)
-            figures.floorThreadSlot[threads] = benchmarks.floorThreadSlot(threads: threads)
-            figures.floorCPUSlot[threads] = benchmarks.floorCPUSlot(threads: threads)
-        }
+        let loops = benchmarks.nanosecondsPerPair(threadCounts: [1, 2])
+        figures.moduleFromC = loops[.moduleFromC] ?? [:]
+        figures.moduleFromSwift = loops[.moduleFromSwift] ?? [:]
+        figures.sharedAtomic = loops[.sharedAtomic] ?? [:]
+        figures.floorThreadSlot = loops[.floorThreadSlot] ?? [:]
+        figures.floorCPUSlot = loops[.floorCPUSlot] ?? [:]
         module.put()
         figures.idleStop = benchmarks.idleStopMicroseconds(samples: removals)
         try host.remove(module.name)

@@ -17,72 +17,82 @@ struct RefcountBenchmarks {
     typealias ThreadSlotLoop = @convention(c) (UInt, UnsafeMutablePointer<UInt>) -> UInt
     typealias CPUSlotLoop = @convention(c) (UInt, UnsafeMutablePointer<UInt>, UInt) -> UInt
 
-    /// Returns nanoseconds per pair, the median of `runs` runs of `iterations` pairs on each of
-    /// `threads` threads. A run lasts from the start of the threads until the last one ends.
+    /// The loops that the benchmark times.
+    enum Loop: CaseIterable {
+        /// `try_module_get` and `module_put` in a loop of the module's C code. The calling
+        /// threads enter the module while the benchmark holds a reference on it.
+        case moduleFromC
+        /// `Module.tryGet()` and `put()` in a Swift loop.
+        case moduleFromSwift
+        /// An increment and a decrement of one `Atomic<Int>` that every thread shares.
+        case sharedAtomic
+        /// A plain increment and decrement of the thread's own counter, with the load of
+        /// `live` between them, in the module's C code.
+        case floorThreadSlot
+        /// The same with the counter of the CPU the thread runs on, from `sched_getcpu`.
+        case floorCPUSlot
+    }
+
+    /// Returns nanoseconds per pair for every loop and number of threads, each the median of
+    /// `runs` runs of `iterations` pairs on each thread. A run lasts from the start of the
+    /// threads until the last one ends.
     ///
+    /// Runs go round-robin over the loops and the thread counts, so that a stretch of time in
+    /// which the machine runs slower touches every figure alike rather than a few of them.
     /// Each thread takes and drops one reference before the start, as a thread that has counted
     /// before would have. A thread's first count gives it its counter block, and a loop that
     /// started before that would run on the slow path (see `__modkit_thread_counters`).
-    func nanosecondsPerPair(threads: Int, _ loop: @escaping @Sendable (_ thread: Int) -> Void) -> Double {
+    func nanosecondsPerPair(threadCounts: [Int]) -> [Loop: [Int: Double]] {
         let module = module
-        var samples: [Double] = []
+        let bodies = Dictionary(uniqueKeysWithValues: Loop.allCases.map { ($0, body(of: $0, threads: threadCounts.max() ?? 1)) })
+        var samples: [Loop: [Int: [Double]]] = [:]
         for _ in 0 ..< runs {
-            let elapsed = BenchThread.runTogether(threads, prepare: { if module.tryGet() { module.put() } }, loop)
-            samples.append(Self.nanoseconds(elapsed) / Double(iterations))
-        }
-        return Self.median(samples)
-    }
-
-    /// Measures `try_module_get` and `module_put` in a loop of the module's C code. The calling threads
-    /// enter the module while the benchmark holds a reference on it.
-    func moduleFromC(threads: Int) -> Double {
-        let loop = function("bench_get_put", as: GetPutLoop.self)
-        let iterations = UInt(iterations)
-        return nanosecondsPerPair(threads: threads) { _ in _ = loop(iterations) }
-    }
-
-    /// Measures `Module.tryGet()` and `put()` in a Swift loop.
-    func moduleFromSwift(threads: Int) -> Double {
-        let module = module
-        let iterations = iterations
-        return nanosecondsPerPair(threads: threads) { _ in
-            var got = 0
-            for _ in 0 ..< iterations where module.tryGet() {
-                got += 1
-                module.put()
-            }
-            precondition(got == iterations, "a get failed on a live module")
-        }
-    }
-
-    /// Measures an increment and a decrement of one `Atomic<Int>` that every thread shares.
-    func sharedAtomicCounter(threads: Int) -> Double {
-        let counter = SharedCounter()
-        let iterations = iterations
-        return nanosecondsPerPair(threads: threads) { _ in
-            for _ in 0 ..< iterations {
-                counter.value.wrappingAdd(1, ordering: .acquiring)
-                counter.value.wrappingSubtract(1, ordering: .releasing)
+            for loop in Loop.allCases {
+                for threads in threadCounts {
+                    let elapsed = BenchThread.runTogether(threads, prepare: { if module.tryGet() { module.put() } }, bodies[loop]!)
+                    samples[loop, default: [:]][threads, default: []].append(Self.nanoseconds(elapsed) / Double(iterations))
+                }
             }
         }
+        return samples.mapValues { $0.mapValues(Self.median) }
     }
 
-    /// Measures a plain increment and decrement of the thread's own counter, with the load of
-    /// `live` between them, in the module's C code.
-    func floorThreadSlot(threads: Int) -> Double {
-        let loop = function("bench_floor_thread_slot", as: ThreadSlotLoop.self)
-        let slots = PaddedCounters(count: threads)
-        let iterations = UInt(iterations)
-        return nanosecondsPerPair(threads: threads) { thread in _ = loop(iterations, slots.counter(thread)) }
-    }
-
-    /// Measures the same with the counter of the CPU the thread runs on, from `sched_getcpu`.
-    func floorCPUSlot(threads: Int) -> Double {
-        let loop = function("bench_floor_cpu_slot", as: CPUSlotLoop.self)
-        let cpus = max(1, sysconf(Int32(_SC_NPROCESSORS_CONF)))
-        let slots = PaddedCounters(count: cpus)
-        let iterations = UInt(iterations)
-        return nanosecondsPerPair(threads: threads) { _ in _ = loop(iterations, slots.counter(0), UInt(cpus)) }
+    /// Returns the body of `loop` for thread number `thread`, in runs of at most `threads`
+    /// threads.
+    private func body(of loop: Loop, threads: Int) -> @Sendable (_ thread: Int) -> Void {
+        let iterations = iterations
+        switch loop {
+        case .moduleFromC:
+            let entry = function("bench_get_put", as: GetPutLoop.self)
+            return { _ in _ = entry(UInt(iterations)) }
+        case .moduleFromSwift:
+            let module = module
+            return { _ in
+                var got = 0
+                for _ in 0 ..< iterations where module.tryGet() {
+                    got += 1
+                    module.put()
+                }
+                precondition(got == iterations, "a get failed on a live module")
+            }
+        case .sharedAtomic:
+            let counter = SharedCounter()
+            return { _ in
+                for _ in 0 ..< iterations {
+                    counter.value.wrappingAdd(1, ordering: .acquiring)
+                    counter.value.wrappingSubtract(1, ordering: .releasing)
+                }
+            }
+        case .floorThreadSlot:
+            let entry = function("bench_floor_thread_slot", as: ThreadSlotLoop.self)
+            let slots = PaddedCounters(count: threads)
+            return { thread in _ = entry(UInt(iterations), slots.counter(thread)) }
+        case .floorCPUSlot:
+            let entry = function("bench_floor_cpu_slot", as: CPUSlotLoop.self)
+            let cpus = max(1, sysconf(Int32(_SC_NPROCESSORS_CONF)))
+            let slots = PaddedCounters(count: cpus)
+            return { _ in _ = entry(UInt(iterations), slots.counter(0), UInt(cpus)) }
+        }
     }
 
     /// Returns the microseconds that stopping an idle module takes, counted as a removal counts them:
