@@ -5,7 +5,7 @@ import ModKit
 struct HostCommand: Command {
     static let name = "host"
     static let summary = "run the daemon that loads and removes modules for the other tools"
-    static let usage = "modkit host [--socket PATH] [--module-dir DIR] [--config FILE] [--daemon --pid-file FILE] [--max-image-size BYTES] [--shutdown-timeout SECONDS] [--trust-dir DIR [--sig-enforce]]"
+    static let usage = "modkit host [--socket PATH] [--module-dir DIR] [--config FILE] [--daemon --pid-file FILE] [--max-image-size BYTES] [--shutdown-timeout SECONDS] [--read-timeout SECONDS] [--max-clients N] [--trust-dir DIR [--sig-enforce]]"
     static let discussion = """
         Runs one module host in this process and serves insmod, rmmod, lsmod, modprobe, call,
         dmesg and status over a Unix stream socket. The socket is PATH, else $MODKIT_SOCKET,
