@@ -29,7 +29,7 @@ struct RefcountBenchmarks {
         /// A plain increment and decrement of the thread's own counter, with the load of
         /// `live` between them, in the module's C code.
         case floorThreadSlot
-        /// The same with the counter of the CPU the thread runs on, from `sched_getcpu`.
+        /// The floor with the counter of the CPU the thread runs on, from `sched_getcpu`.
         case floorCPUSlot
     }
 
@@ -57,8 +57,8 @@ struct RefcountBenchmarks {
         return samples.mapValues { $0.mapValues(Self.median) }
     }
 
-    /// Returns the body of `loop` for thread number `thread`, in runs of at most `threads`
-    /// threads.
+    /// Returns what each thread of a run of `loop` executes, given its thread number, for runs of
+    /// at most `threads` threads.
     private func body(of loop: Loop, threads: Int) -> @Sendable (_ thread: Int) -> Void {
         let iterations = iterations
         switch loop {

@@ -56,8 +56,8 @@ struct RmmodCommand: Command {
         case EBUSY where !users.isEmpty:
             throw ToolFailure("Module \(name) is in use by: \(users.joined(separator: " "))")
         case EBUSY:
-            // A refusal for references held carries the count, and its message contains nothing
-            // more. Other refusals explain themselves on a second line.
+            // A rejection because references are held carries the count, and its message adds
+            // nothing else. Other rejections give their reason on a second line.
             if let count = try? reply.fields.int64(.referenceCount), count > 0 {
                 throw ToolFailure("Module \(name) is in use (reference count \(count))")
             }

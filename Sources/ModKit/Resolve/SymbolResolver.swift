@@ -212,14 +212,14 @@ struct SymbolResolver {
             let more = (counts[name] ?? 0) - (references[name]?.count ?? 0)
             if more > 0 { lines.append(">>> referenced \(more) more times") }
         }
-        let refusedCount = missing.filter { refusedGPLOnly[$0] != nil }.count
+        let gplOnlyCount = missing.filter { refusedGPLOnly[$0] != nil }.count
         var hints: [String] = []
-        if refusedCount < missing.count {
+        if gplOnlyCount < missing.count {
             hints.append(processPolicy == .allowAll
                 ? "load the modules that export them first"
                 : "load the modules that export them first, or allow them in the host's process symbol policy")
         }
-        if refusedCount > 0 {
+        if gplOnlyCount > 0 {
             hints.append("a module needs a GPL-compatible MODULE_LICENSE to use GPL-only exports")
         }
         lines.append("\(missing.count) undefined symbol\(missing.count == 1 ? "" : "s"); \(hints.joined(separator: "; "))")
